@@ -1,0 +1,3 @@
+//! The `pentimento` binary: the editor and its headless subcommands.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! The layered document: layers, inpaint mask, selection, commands, transactions, undo, generation records.

@@ -1,0 +1,1 @@
+//! Generation queue and worker thread with a model cache and id-tagged events.

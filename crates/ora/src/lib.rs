@@ -1,0 +1,1 @@
+//! OpenRaster (.ora) project files: read and write layered documents with our records.

@@ -1,0 +1,1 @@
+//! Sigma schedules, k-diffusion samplers and a torch-compatible CPU noise generator.

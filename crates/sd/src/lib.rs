@@ -1,0 +1,1 @@
+//! Stable Diffusion models on candle: single-file checkpoints, tokenizer, prompts, text encoders, UNet, VAE.

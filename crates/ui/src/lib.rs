@@ -1,0 +1,1 @@
+//! egui widgets and panels of the Pentimento editor.
