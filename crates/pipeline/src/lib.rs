@@ -3,3 +3,4 @@
 
 pub mod convert;
 pub mod geometry;
+pub mod request;
