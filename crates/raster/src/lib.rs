@@ -13,9 +13,11 @@
 pub mod blend;
 mod image;
 mod rect;
+pub mod resample;
 mod tiled;
 
 pub use blend::{BlendMode, blend_row, blend_row_masked};
 pub use image::{Gray8, Image, Pixel, Rgba8};
 pub use rect::Rect;
+pub use resample::{ResampleFilter, ResizeError, resize_gray, resize_rgba};
 pub use tiled::{TILE_SIZE, Tile, TileCoord, TiledImage};
