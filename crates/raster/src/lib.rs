@@ -11,12 +11,14 @@
 //! This crate knows nothing of documents, UI or machine learning.
 
 pub mod blend;
+pub mod blur;
 mod image;
 mod rect;
 pub mod resample;
 mod tiled;
 
 pub use blend::{BlendMode, blend_row, blend_row_masked};
+pub use blur::{BlurError, box_blur_pillow, gaussian_blur_a1111, gaussian_blur_pillow};
 pub use image::{Gray8, Image, Pixel, Rgba8};
 pub use rect::Rect;
 pub use resample::{ResampleFilter, ResizeError, resize_gray, resize_rgba};
