@@ -10,10 +10,12 @@
 //!
 //! This crate knows nothing of documents, UI or machine learning.
 
+pub mod blend;
 mod image;
 mod rect;
 mod tiled;
 
+pub use blend::{BlendMode, blend_row, blend_row_masked};
 pub use image::{Gray8, Image, Pixel, Rgba8};
 pub use rect::Rect;
 pub use tiled::{TILE_SIZE, Tile, TileCoord, TiledImage};
