@@ -86,6 +86,9 @@ class ClipTokenizer:
         special = ("<start_of_text>|<end_of_text>" if open_clip else r"<\|startoftext\|>|<\|endoftext\|>")
         self.pat = regex.compile(special + r"""|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""",
                                  regex.IGNORECASE)
+        # Both tokenizers seed their BPE cache with their own names of the two special tokens.
+        names = ("<start_of_text>", "<end_of_text>") if open_clip else ("<|startoftext|>", "<|endoftext|>")
+        self.special = {names[0]: BOS, names[1]: EOS}
         self.cache: dict[str, str] = {}
 
     def clean(self, text: str) -> str:
@@ -135,6 +138,9 @@ class ClipTokenizer:
     def encode(self, text: str) -> list[int]:
         ids: list[int] = []
         for tok in self.pat.findall(self.clean(text)):
+            if tok in self.special:
+                ids.append(self.special[tok])
+                continue
             tok = "".join(self.byte_encoder[b] for b in tok.encode("utf-8"))
             ids.extend(self.encoder.get(t, EOS) for t in self.bpe(tok).split(" "))
         return ids

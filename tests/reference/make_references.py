@@ -34,10 +34,21 @@ def save_tensors(name: str, tensors: dict[str, torch.Tensor], meta: dict | None 
     print("wrote", name, f"({len(tensors)} tensors)")
 
 
-def write_json(name: str, obj):
+def write_json(name: str, obj: dict):
+    """Top-level keys on their own lines, one list item (case/job) per line: small and diffable."""
     with open(os.path.join(OUT, name), "w", encoding="utf-8") as f:
-        json.dump(obj, f, ensure_ascii=False, indent=1)
-        f.write("\n")
+        f.write("{\n")
+        items = list(obj.items())
+        for n, (k, v) in enumerate(items):
+            f.write(f" {json.dumps(k)}: ")
+            if isinstance(v, list):
+                f.write("[\n")
+                f.write(",\n".join("  " + json.dumps(x, ensure_ascii=False) for x in v))
+                f.write("\n ]")
+            else:
+                f.write(json.dumps(v, ensure_ascii=False))
+            f.write(",\n" if n + 1 < len(items) else "\n")
+        f.write("}\n")
     print("wrote", name)
 
 
