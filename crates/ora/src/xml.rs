@@ -313,10 +313,26 @@ fn is_plain_name(name: &str) -> bool {
         && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-/// Shortest decimal that parses back to the same `f32` (Rust's `Display` guarantees this).
+/// The opacity as a decimal that parses back to the same `f32`.
+///
+/// Krita truncates `opacity × 255` to an integer, so the shortest form of, say, 156/255
+/// (`0.6117647`, ×255 = 155.99999…) would load as 155/255. For opacities on a 1/255 step we
+/// therefore write a longer decimal just above the step that still parses to the same `f32`.
 fn format_opacity(opacity: f32) -> String {
     let clamped = if opacity.is_finite() { opacity.clamp(0.0, 1.0) } else { 1.0 };
-    clamped.to_string()
+    let shortest = clamped.to_string();
+    let steps = f64::from(clamped) * 255.0;
+    let step = steps.round();
+    if (steps - step).abs() < 1e-4 && step > 0.0 && step < 255.0 {
+        let above = ((step / 255.0) * 1e10 + 0.5).ceil() / 1e10;
+        let text = format!("{above:.10}");
+        if text.parse::<f32>().ok() == Some(clamped)
+            && text.parse::<f64>().is_ok_and(|v| (v * 255.0).trunc() == step)
+        {
+            return text;
+        }
+    }
+    shortest
 }
 
 #[cfg(test)]
@@ -382,6 +398,19 @@ mod tests {
         let many =
             format!("<image w='1' h='1'><stack>{}</stack></image>", "<layer src='a'/>".repeat(10));
         assert!(matches!(parse(many.as_bytes(), 9), Err(OraError::TooManyLayers { .. })));
+    }
+
+    #[test]
+    fn opacity_on_a_step_survives_krita_truncation() {
+        for k in 0..=255u32 {
+            let opacity = k as f32 / 255.0;
+            let text = format_opacity(opacity);
+            assert_eq!(text.parse::<f32>().unwrap(), opacity, "{k}: {text}");
+            let krita = (text.parse::<f64>().unwrap() * 255.0).trunc();
+            assert_eq!(krita, f64::from(k), "{k}: {text}");
+        }
+        assert_eq!(format_opacity(0.5), "0.5");
+        assert_eq!(format_opacity(f32::NAN), "1");
     }
 
     #[test]
