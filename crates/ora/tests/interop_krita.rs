@@ -9,6 +9,7 @@
     clippy::expect_used,
     clippy::indexing_slicing,
     clippy::print_stderr,
+    clippy::panic,
     reason = "test helpers outside #[test] fns: a panic is a failed test"
 )]
 
