@@ -1,6 +1,7 @@
 //! Stable Diffusion models on candle: single-file checkpoints, tokenizer, prompts, text encoders,
 //! UNet, VAE.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod clip;
 pub mod config;
