@@ -16,7 +16,9 @@ pub mod vae;
 
 pub use checkpoint::Checkpoint;
 pub use clip::TextEncoder;
-pub use config::{ClipLayout, ModelArch, ModelConfig, TextEncoderConfig, UNetConfig, VaeConfig};
+pub use config::{
+    ClipActivation, ClipLayout, ModelArch, ModelConfig, TextEncoderConfig, UNetConfig, VaeConfig,
+};
 pub use error::SdError;
 pub use model::StableDiffusion;
 pub use unet::UNet;

@@ -19,8 +19,11 @@ fn fixtures() -> PathBuf {
 }
 
 fn load(kind: &str) -> (StableDiffusion, HashMap<String, Tensor>) {
-    let ckpt =
-        Checkpoint::open(fixtures().join(format!("models/tiny_{kind}.safetensors"))).unwrap();
+    load_from(&fixtures().join(format!("models/tiny_{kind}.safetensors")), kind)
+}
+
+fn load_from(path: &std::path::Path, kind: &str) -> (StableDiffusion, HashMap<String, Tensor>) {
+    let ckpt = Checkpoint::open(path).unwrap();
     let model = StableDiffusion::load(&ckpt, &Device::Cpu, DType::F32).unwrap();
     let refs = candle_core::safetensors::load(
         fixtures().join(format!("sd/modules_{kind}.safetensors")),
@@ -108,6 +111,10 @@ fn sdxl_text_encoders_match_transformers() {
 
 fn check_unet(kind: &str) {
     let (model, refs) = load(kind);
+    check_unet_of(&model, &refs, kind);
+}
+
+fn check_unet_of(model: &StableDiffusion, refs: &HashMap<String, Tensor>, kind: &str) {
     for case in ["sq", "ns", "ctx154"] {
         let r = |k: &str| refs[&format!("unet.{case}.{k}")].clone();
         let y = if model.arch().is_sdxl() {
@@ -144,6 +151,10 @@ fn sdxl_unet_matches_diffusers() {
 
 fn check_vae(kind: &str) {
     let (model, refs) = load(kind);
+    check_vae_of(&model, &refs, kind);
+}
+
+fn check_vae_of(model: &StableDiffusion, refs: &HashMap<String, Tensor>, kind: &str) {
     for case in ["sq", "ns"] {
         let r = |k: &str| refs[&format!("vae.{case}.{k}")].clone();
         let mean = model.vae.encode_mean(&r("image")).unwrap();
@@ -205,4 +216,36 @@ fn configs_are_inferred_from_shapes() {
     assert_eq!(c.latent_scaling, 0.13025);
     let json = serde_json::to_string(c).unwrap();
     assert!(json.contains("\"arch\":\"sdxl\""), "{json}");
+}
+
+#[test]
+fn sd1_diffusers_folder_matches_the_single_file() {
+    let folder = fixtures().join("models/tiny_sd1_diffusers");
+    let (model, refs) = load_from(&folder, "sd1");
+    let single = Checkpoint::open(fixtures().join("models/tiny_sd1.safetensors")).unwrap();
+    assert_eq!(model.config(), single.config());
+    let te = &model.text_encoders[0];
+    let ids = ids(&refs, "text.2.ids");
+    let last = te.encode_with_clip_skip(&ids, 1).unwrap();
+    assert_close("diffusers text", &last, &refs["text.2.last_hidden_state"]);
+    check_unet_of(&model, &refs, "sd1");
+    check_vae_of(&model, &refs, "sd1");
+}
+
+/// SDXL diffusers folders are checked locally (the folder is too large to commit): write one with
+/// `tests/reference/make_diffusers_folder.py sdxl DIR`, then run with PENTIMENTO_SDXL_DIFFUSERS=DIR.
+#[test]
+#[ignore = "needs PENTIMENTO_SDXL_DIFFUSERS (see doc comment)"]
+fn sdxl_diffusers_folder_matches_references() {
+    let folder = std::env::var("PENTIMENTO_SDXL_DIFFUSERS").unwrap();
+    let (model, refs) = load_from(std::path::Path::new(&folder), "sdxl");
+    assert_eq!(model.arch(), ModelArch::Sdxl);
+    let clip_g = &model.text_encoders[1];
+    let ids_g = ids(&refs, "text_g.2.ids");
+    let states = clip_g.hidden_states(&ids_g).unwrap();
+    assert_close("penultimate", &states[states.len() - 2], &refs["text_g.2.penultimate"]);
+    let pooled = clip_g.pooled(states.last().unwrap(), &ids_g).unwrap();
+    assert_close("pooled", &pooled, &refs["text_g.2.pooled"]);
+    check_unet_of(&model, &refs, "sdxl");
+    check_vae_of(&model, &refs, "sdxl");
 }
