@@ -207,6 +207,13 @@ impl SafetensorsFile {
     }
 }
 
+impl SafetensorsFile {
+    /// Names of the tensors in header order.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.entries.iter().map(|e| e.0.clone()).collect()
+    }
+}
+
 /// Converts little-endian stored bytes to f32 in parallel (the cost of loading an fp16 checkpoint).
 fn decode_to_f32(bytes: &[u8], dtype: StoredDtype) -> Option<Vec<f32>> {
     const CHUNK: usize = 1 << 16;

@@ -2,11 +2,11 @@
 //! (quick_gelu; SD1 and SDXL's CLIP-L) and open_clip (fused in_proj, exact GELU, ln_final,
 //! text_projection; SDXL's bigG).
 
-use candle_core::{D, Module, Tensor};
+use candle_core::{Module, Tensor};
 use candle_nn::LayerNorm;
 
 use crate::checkpoint::Weights;
-use crate::config::{ClipLayout, TextEncoderConfig};
+use crate::config::{ClipActivation, ClipLayout, TextEncoderConfig};
 use crate::error::{Result, SdError};
 use crate::nn::{Linear, attention, layer_norm, quick_gelu};
 
@@ -36,7 +36,10 @@ pub struct TextEncoder {
 }
 
 impl TextEncoder {
-    pub(crate) fn load(config: &TextEncoderConfig, w: &Weights<'_>) -> Result<Self> {
+    /// Builds the encoder from `root` (the whole checkpoint) under `config.prefix`.
+    pub(crate) fn load(config: &TextEncoderConfig, root: &Weights<'_>) -> Result<Self> {
+        let strip = config.prefix.strip_suffix('.').unwrap_or(&config.prefix);
+        let w = if strip.is_empty() { root.clone() } else { root.pp(strip) };
         let c = config.width;
         let layers = (0..config.layers)
             .map(|i| match config.layout {
@@ -83,7 +86,11 @@ impl TextEncoder {
                 w.get("embeddings.token_embedding.weight", &[config.vocab_size, c])?,
                 w.get("embeddings.position_embedding.weight", &[config.max_positions, c])?,
                 layer_norm(&w.pp("final_layer_norm"), c)?,
-                None,
+                match (&config.hf_projection, config.projection_dim) {
+                    // transformers' Linear stores [proj, width]; we apply `pooled @ [width, proj]`.
+                    (Some(name), Some(p)) => Some(root.get(name, &[p, c])?.t()?.contiguous()?),
+                    _ => None,
+                },
             ),
             ClipLayout::OpenClip => (
                 w.get("token_embedding.weight", &[config.vocab_size, c])?,
@@ -139,9 +146,9 @@ impl TextEncoder {
             )?;
             x = (x + layer.out.forward(&a)?)?;
             let h = layer.fc1.forward(&layer.norm2.forward(&x)?)?;
-            let h = match self.config.layout {
-                ClipLayout::HuggingFace => quick_gelu(&h)?,
-                ClipLayout::OpenClip => h.gelu_erf()?,
+            let h = match self.config.activation {
+                ClipActivation::QuickGelu => quick_gelu(&h)?,
+                ClipActivation::Gelu => h.gelu_erf()?,
             };
             x = (x + layer.fc2.forward(&h)?)?;
             states.push(x.clone());
@@ -200,10 +207,5 @@ impl TextEncoder {
     /// Number of transformer layers.
     pub fn layer_count(&self) -> usize {
         self.layers.len()
-    }
-
-    /// The last dimension of a hidden state tensor (for callers that concatenate encoders).
-    pub fn hidden_dim(states: &Tensor) -> Result<usize> {
-        Ok(states.dim(D::Minus1)?)
     }
 }

@@ -181,12 +181,27 @@ pub enum ClipLayout {
     OpenClip,
 }
 
+/// The MLP activation of a text encoder (fixed by the model family, not by shapes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClipActivation {
+    /// `x·sigmoid(1.702x)`: OpenAI CLIP-L.
+    QuickGelu,
+    /// Exact (erf) GELU: OpenCLIP bigG.
+    Gelu,
+}
+
 /// Text encoder sizes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TextEncoderConfig {
     pub layout: ClipLayout,
+    pub activation: ClipActivation,
     #[serde(skip)]
     pub(crate) prefix: String,
+    /// Full name of a Hugging Face `text_projection.weight` (`[proj, width]`, diffusers SDXL
+    /// `text_encoder_2`); open_clip's `text_projection` (`[width, proj]`) lives under `prefix`.
+    #[serde(skip)]
+    pub(crate) hf_projection: Option<String>,
     pub vocab_size: usize,
     pub max_positions: usize,
     pub width: usize,
@@ -202,7 +217,9 @@ impl TextEncoderConfig {
     pub fn clip_l(prefix: &str) -> Self {
         Self {
             layout: ClipLayout::HuggingFace,
+            activation: ClipActivation::QuickGelu,
             prefix: prefix.to_string(),
+            hf_projection: None,
             vocab_size: 49408,
             max_positions: 77,
             width: 768,
@@ -217,7 +234,9 @@ impl TextEncoderConfig {
     pub fn open_clip_g(prefix: &str) -> Self {
         Self {
             layout: ClipLayout::OpenClip,
+            activation: ClipActivation::Gelu,
             prefix: prefix.to_string(),
+            hf_projection: None,
             vocab_size: 49408,
             max_positions: 77,
             width: 1280,
@@ -244,6 +263,10 @@ pub(crate) const VAE_PREFIX: &str = "first_stage_model.";
 pub(crate) const SD1_CLIP_PREFIX: &str = "cond_stage_model.transformer.text_model.";
 pub(crate) const SDXL_CLIP_L_PREFIX: &str = "conditioner.embedders.0.transformer.text_model.";
 pub(crate) const SDXL_CLIP_G_PREFIX: &str = "conditioner.embedders.1.model.";
+/// Where a diffusers folder's `text_encoder_2` (HF layout) is placed.
+pub(crate) const SDXL_CLIP_G_HF_PREFIX: &str = "conditioner.embedders.1.transformer.text_model.";
+pub(crate) const SDXL_CLIP_G_HF_PROJECTION: &str =
+    "conditioner.embedders.1.transformer.text_projection.weight";
 
 /// Shape lookups with named errors.
 struct Shapes<'a> {
@@ -367,7 +390,8 @@ pub(crate) fn infer(path: &Path, store: &TensorStore) -> Result<ModelConfig> {
         ));
     }
     let has_clip_l = shapes.any_prefix(SDXL_CLIP_L_PREFIX);
-    let has_clip_g = shapes.any_prefix(SDXL_CLIP_G_PREFIX);
+    let has_clip_g_hf = shapes.any_prefix(SDXL_CLIP_G_HF_PREFIX);
+    let has_clip_g = shapes.any_prefix(SDXL_CLIP_G_PREFIX) || has_clip_g_hf;
     if shapes.any_prefix("conditioner.embedders.0.model.") && !has_clip_g {
         return Err(unsupported(
             path,
@@ -383,9 +407,19 @@ pub(crate) fn infer(path: &Path, store: &TensorStore) -> Result<ModelConfig> {
             ));
         }
         let arch = if unet.in_channels == 9 { ModelArch::SdxlInpaint } else { ModelArch::Sdxl };
+        let clip_g = if has_clip_g_hf {
+            infer_hf_clip(
+                &shapes,
+                SDXL_CLIP_G_HF_PREFIX,
+                ClipActivation::Gelu,
+                Some(SDXL_CLIP_G_HF_PROJECTION),
+            )?
+        } else {
+            infer_open_clip(&shapes, SDXL_CLIP_G_PREFIX)?
+        };
         let encoders = vec![
-            infer_hf_clip(&shapes, SDXL_CLIP_L_PREFIX)?,
-            infer_open_clip(&shapes, SDXL_CLIP_G_PREFIX)?,
+            infer_hf_clip(&shapes, SDXL_CLIP_L_PREFIX, ClipActivation::QuickGelu, None)?,
+            clip_g,
         ];
         (arch, encoders)
     } else if shapes.any_prefix(SD1_CLIP_PREFIX) {
@@ -395,7 +429,7 @@ pub(crate) fn infer(path: &Path, store: &TensorStore) -> Result<ModelConfig> {
             )));
         }
         let arch = if unet.in_channels == 9 { ModelArch::Sd1Inpaint } else { ModelArch::Sd1 };
-        (arch, vec![infer_hf_clip(&shapes, SD1_CLIP_PREFIX)?])
+        (arch, vec![infer_hf_clip(&shapes, SD1_CLIP_PREFIX, ClipActivation::QuickGelu, None)?])
     } else if unet.adm_in_channels == Some(2560) {
         return Err(unsupported(path, "SDXL refiner", "adm width 2560 is the SDXL refiner"));
     } else {
@@ -552,7 +586,12 @@ fn infer_vae(shapes: &Shapes<'_>, scaling_factor: f64) -> Result<VaeConfig> {
     })
 }
 
-fn infer_hf_clip(shapes: &Shapes<'_>, prefix: &str) -> Result<TextEncoderConfig> {
+fn infer_hf_clip(
+    shapes: &Shapes<'_>,
+    prefix: &str,
+    activation: ClipActivation,
+    hf_projection: Option<&str>,
+) -> Result<TextEncoderConfig> {
     let tokens = format!("{prefix}embeddings.token_embedding.weight");
     let vocab_size = shapes.dim(&tokens, 2, 0)?;
     let width = shapes.dim(&tokens, 2, 1)?;
@@ -560,16 +599,22 @@ fn infer_hf_clip(shapes: &Shapes<'_>, prefix: &str) -> Result<TextEncoderConfig>
         shapes.dim(&format!("{prefix}embeddings.position_embedding.weight"), 2, 0)?;
     let layers = shapes.count(&format!("{prefix}encoder.layers."), ".self_attn.q_proj.weight");
     let mlp_width = shapes.dim(&format!("{prefix}encoder.layers.0.mlp.fc1.weight"), 2, 0)?;
+    let projection_dim = match hf_projection {
+        Some(name) => Some(shapes.dim(name, 2, 0)?),
+        None => None,
+    };
     Ok(TextEncoderConfig {
         layout: ClipLayout::HuggingFace,
+        activation,
         prefix: prefix.to_string(),
+        hf_projection: hf_projection.map(str::to_string),
         vocab_size,
         max_positions,
         width,
         layers,
         heads: HeadRule::HeadDim64Or8.heads(width),
         mlp_width,
-        projection_dim: None,
+        projection_dim,
     })
 }
 
@@ -584,7 +629,9 @@ fn infer_open_clip(shapes: &Shapes<'_>, prefix: &str) -> Result<TextEncoderConfi
     let projection_dim = Some(shapes.dim(&format!("{prefix}text_projection"), 2, 1)?);
     Ok(TextEncoderConfig {
         layout: ClipLayout::OpenClip,
+        activation: ClipActivation::Gelu,
         prefix: prefix.to_string(),
+        hf_projection: None,
         vocab_size,
         max_positions,
         width,

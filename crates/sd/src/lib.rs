@@ -1,6 +1,7 @@
 //! Stable Diffusion models on candle: single-file checkpoints, tokenizer, prompts, text encoders,
 //! UNet, VAE.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod clip;
 pub mod config;
@@ -15,7 +16,9 @@ pub mod vae;
 
 pub use checkpoint::Checkpoint;
 pub use clip::TextEncoder;
-pub use config::{ClipLayout, ModelArch, ModelConfig, TextEncoderConfig, UNetConfig, VaeConfig};
+pub use config::{
+    ClipActivation, ClipLayout, ModelArch, ModelConfig, TextEncoderConfig, UNetConfig, VaeConfig,
+};
 pub use error::SdError;
 pub use model::StableDiffusion;
 pub use unet::UNet;

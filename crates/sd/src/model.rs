@@ -30,7 +30,7 @@ impl StableDiffusion {
         let text_encoders = config
             .text_encoders
             .iter()
-            .map(|te| TextEncoder::load(te, &root.pp(strip(&te.prefix))))
+            .map(|te| TextEncoder::load(te, &root))
             .collect::<Result<Vec<_>>>()?;
         let unet = UNet::load(&config.unet, &root.pp(strip(UNET_PREFIX)))?;
         let vae = Vae::load(&config.vae, &root.pp(strip(VAE_PREFIX)))?;

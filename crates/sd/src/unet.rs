@@ -203,14 +203,23 @@ enum Layer {
 }
 
 impl Layer {
-    fn forward(&self, x: &Tensor, emb_silu: &Tensor, context: &Tensor) -> Result<Tensor> {
+    /// `up_size` is the spatial size an upsampler must produce (the matching skip's size, so
+    /// latents whose sides are not multiples of 2^levels work as in diffusers).
+    fn forward(
+        &self,
+        x: &Tensor,
+        emb_silu: &Tensor,
+        context: &Tensor,
+        up_size: Option<(usize, usize)>,
+    ) -> Result<Tensor> {
         match self {
             Self::Conv(conv) | Self::Down(conv) => conv.forward(x),
             Self::Res(res) => res.forward(x, emb_silu),
             Self::Attn(attn) => attn.forward(x, context),
             Self::Up(conv) => {
                 let (_, _, h, w) = x.dims4()?;
-                conv.forward(&x.upsample_nearest2d(2 * h, 2 * w)?)
+                let (th, tw) = up_size.unwrap_or((2 * h, 2 * w));
+                conv.forward(&x.upsample_nearest2d(th, tw)?)
             }
         }
     }
@@ -218,10 +227,16 @@ impl Layer {
 
 type Block = Vec<Layer>;
 
-fn run_block(block: &Block, x: &Tensor, emb_silu: &Tensor, context: &Tensor) -> Result<Tensor> {
+fn run_block(
+    block: &Block,
+    x: &Tensor,
+    emb_silu: &Tensor,
+    context: &Tensor,
+    up_size: Option<(usize, usize)>,
+) -> Result<Tensor> {
     let mut h = x.clone();
     for layer in block {
-        h = layer.forward(&h, emb_silu, context)?;
+        h = layer.forward(&h, emb_silu, context, up_size)?;
     }
     Ok(h)
 }
@@ -349,8 +364,9 @@ impl UNet {
         &self.config
     }
 
-    /// Predicts eps. `x`: `[B, in_channels, h, w]` (h, w multiples of 2^(levels-1));
-    /// `timesteps`: `[B]` float (non-quantized) timesteps; `context`: `[B, T, context_dim]`;
+    /// Predicts eps. `x`: `[B, in_channels, h, w]`,
+    /// any h, w (odd sides follow diffusers' upsample-to-skip-size rule); `timesteps`: `[B]` (or `[1]`)
+    /// float (non-quantized) timesteps; `context`: `[B, T, context_dim]`;
     /// `y`: `[B, adm_in_channels]` for SDXL (see [`sdxl_adm_vector`]), `None` for SD1.
     pub fn forward(
         &self,
@@ -366,11 +382,8 @@ impl UNet {
                 self.config.in_channels
             )));
         }
-        let factor = 1usize << self.config.channel_mult.len().saturating_sub(1);
-        if height % factor != 0 || width % factor != 0 {
-            return Err(SdError::InvalidInput(format!(
-                "latent size {height}x{width} must be a multiple of {factor}"
-            )));
+        if height == 0 || width == 0 {
+            return Err(SdError::InvalidInput(format!("empty latent {height}x{width}")));
         }
         let (context_batch, _, context_dim) = context.dims3()?;
         if context_batch != batch || context_dim != self.config.context_dim {
@@ -403,15 +416,19 @@ impl UNet {
         let mut skips = Vec::with_capacity(self.input_blocks.len());
         let mut h = x.clone();
         for block in &self.input_blocks {
-            h = run_block(block, &h, &emb_silu, context)?;
+            h = run_block(block, &h, &emb_silu, context, None)?;
             skips.push(h.clone());
         }
-        h = run_block(&self.middle_block, &h, &emb_silu, context)?;
+        h = run_block(&self.middle_block, &h, &emb_silu, context, None)?;
         for block in &self.output_blocks {
             let skip = skips
                 .pop()
                 .ok_or_else(|| SdError::Inconsistent("UNet skip connections exhausted".into()))?;
-            h = run_block(block, &Tensor::cat(&[&h, &skip], 1)?, &emb_silu, context)?;
+            let up_size = match skips.last() {
+                Some(next) => Some((next.dim(2)?, next.dim(3)?)),
+                None => None,
+            };
+            h = run_block(block, &Tensor::cat(&[&h, &skip], 1)?, &emb_silu, context, up_size)?;
         }
         self.out_conv.forward(&self.out_norm.forward(&h)?.silu()?)
     }
