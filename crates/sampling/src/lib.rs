@@ -8,8 +8,10 @@
 
 mod error;
 mod rng;
+mod sampler;
 mod schedule;
 
 pub use error::Error;
 pub use rng::TorchRng;
+pub use sampler::{Denoiser, NoiseSource, SamplerKind, StepProgress, TorchNoise, sample};
 pub use schedule::{DiscreteSchedule, Img2ImgStart, Schedule, TRAIN_TIMESTEPS, img2img_start};
