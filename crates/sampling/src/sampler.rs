@@ -294,6 +294,8 @@ fn validate_sigmas(sigmas: &[f64]) -> Result<(), Error> {
     Ok(())
 }
 
+/// The next noise draw, checked against the latent's shape and moved to its device and dtype
+/// (torch's noise is float32 on the CPU; the latent may live elsewhere).
 fn checked_noise(noise: &mut dyn NoiseSource, like: &Tensor) -> Result<Tensor, Error> {
     let drawn = noise.next_noise()?;
     if drawn.dims() != like.dims() {
@@ -302,7 +304,7 @@ fn checked_noise(noise: &mut dyn NoiseSource, like: &Tensor) -> Result<Tensor, E
             latent: like.dims().to_vec(),
         });
     }
-    Ok(drawn)
+    Ok(drawn.to_device(like.device())?.to_dtype(like.dtype())?)
 }
 
 /// Runs `kind` from latent `x` over `sigmas` (`steps + 1` values, from the start σ down to the
@@ -504,6 +506,41 @@ mod tests {
         // The basis sums to 1, so the coefficients sum to t_{i+1} − t_i.
         let sum: f64 = (0..4).map(|j| lms_coefficient(4, &t, 4, j)).sum();
         assert!((sum - (0.0 - 1.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn half_precision_latents_take_float32_noise() {
+        let device = Device::Cpu;
+        let x = TorchRng::new(3).randn(&[1, 4, 4, 4], &device).unwrap();
+        let x = x.to_dtype(candle_core::DType::F16).unwrap();
+        let mut denoiser =
+            |x: &Tensor, _sigma: f64| -> Result<Tensor, Error> { Ok(x.affine(0.5, 0.0)?) };
+        let mut noise = TorchNoise::from_seeds(4, 1, &[1, 4, 4, 4], &device);
+        for kind in SamplerKind::ALL {
+            let out =
+                sample(kind, &mut denoiser, &x, &[2.0, 1.0, 0.5, 0.0], &mut noise, &mut |_| {
+                    ControlFlow::Continue(())
+                })
+                .unwrap();
+            assert_eq!(out.dtype(), candle_core::DType::F16, "{kind}");
+            assert_eq!(out.dims(), x.dims());
+        }
+    }
+
+    #[test]
+    fn noise_of_the_wrong_shape_is_a_typed_error() {
+        let x = Tensor::zeros((1, 4, 2, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let mut denoiser = |x: &Tensor, _sigma: f64| -> Result<Tensor, Error> { Ok(x.clone()) };
+        let mut noise = TorchNoise::from_seeds(0, 2, &[1, 4, 2, 2], &Device::Cpu);
+        let result = sample(
+            SamplerKind::EulerAncestral,
+            &mut denoiser,
+            &x,
+            &[1.0, 0.5, 0.0],
+            &mut noise,
+            &mut |_| ControlFlow::Continue(()),
+        );
+        assert!(matches!(result, Err(Error::NoiseShape { .. })));
     }
 
     #[test]
