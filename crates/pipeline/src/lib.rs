@@ -3,5 +3,6 @@
 
 pub mod conditioning;
 pub mod convert;
+pub mod generate;
 pub mod geometry;
 pub mod request;

@@ -1,5 +1,6 @@
 //! Conditioning against A1111's, computed by tests/reference (prompts.json gives each case's
 //! chunk ids and multipliers per encoder; prompts_<model>.safetensors the expected tensors).
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test helpers fail loudly")]
 
 use std::path::PathBuf;
 
