@@ -5,4 +5,5 @@ pub mod conditioning;
 pub mod convert;
 pub mod generate;
 pub mod geometry;
+pub mod infotext;
 pub mod request;

@@ -223,10 +223,13 @@ mod tests {
     #[test]
     fn a1111_strength_maps_to_the_same_step_count() {
         // A1111 at 0.75 × 20 runs 16 steps; we need 0.8.
-        let run = |s: f32| sampling::img2img_start(20, f64::from(s)).unwrap().steps_to_run;
-        assert_eq!(run(strength_for_a1111_steps(0.75, 20)), 16);
-        assert_eq!(run(strength_for_a1111_steps(1.0, 20)), 20);
-        assert_eq!(run(strength_for_a1111_steps(0.5, 8)), 5);
+        let run = |s: f32, n: u32| {
+            sampling::img2img_start(n as usize, f64::from(s)).unwrap().steps_to_run
+        };
+        // A1111 at 0.75 × 20 runs int(15) + 1 = 16 steps.
+        assert_eq!(run(strength_for_a1111_steps(0.75, 20), 20), 16);
+        assert_eq!(run(strength_for_a1111_steps(1.0, 20), 20), 20);
+        assert_eq!(run(strength_for_a1111_steps(0.5, 8), 8), 5);
     }
 
     #[test]
