@@ -15,6 +15,7 @@ mod document;
 mod error;
 mod fill;
 mod history;
+pub mod infotext;
 mod layer;
 mod layer_ops;
 mod ops;
