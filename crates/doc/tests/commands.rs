@@ -625,3 +625,21 @@ fn from_parts_validates() {
     let ch = d.apply(Command::AddLayer { name: "n".into(), index: Some(0) }).unwrap();
     assert_eq!(ch.created_layer, Some(LayerId::from_raw(10)));
 }
+
+#[test]
+fn feathered_selection_is_soft_and_symmetric() {
+    let mut d = doc(64, 64);
+    d.apply(Command::Select {
+        shape: SelectShape::Rect(Rect::new(16, 16, 32, 32)),
+        op: SelectOp::Replace,
+        feather_px: 4.0,
+    })
+    .unwrap();
+    let s = d.selection().unwrap();
+    assert_eq!(s.get(32, 32), 255);
+    assert_eq!(s.get(2, 2), 0);
+    let edge = s.get(16, 32);
+    assert!(edge > 100 && edge < 160, "{edge}");
+    assert_eq!(s.get(16, 32), s.get(47, 32));
+    assert!(s.get(13, 32) > 0 && s.get(13, 32) < edge);
+}

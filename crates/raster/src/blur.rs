@@ -9,6 +9,8 @@
 //!   pixels repeated, three passes per axis for the Gaussian. A1111's masked-content "fill" is a
 //!   cascade of these; a true Gaussian would not reproduce it.
 
+use rayon::prelude::*;
+
 use crate::{Gray8, Image, Pixel, Rgba8};
 
 /// Why a blur was refused.
@@ -79,42 +81,48 @@ pub fn gaussian_blur_a1111(
     let mut pixels = img.pixels().to_vec();
     if sigma_x_px > 0.0 && w > 0 {
         let kernel = a1111_kernel(sigma_x_px);
-        let mut padded = Vec::with_capacity(w + kernel.len());
         let radius = kernel.len() / 2;
-        for row in pixels.chunks_exact_mut(w) {
-            padded.clear();
-            padded.extend((0..w + 2 * radius).map(|i| {
-                let src = reflect101(i as i64 - radius as i64, w);
-                row.get(src).map_or(0.0, |&v| f64::from(v))
-            }));
-            for (x, out) in row.iter_mut().enumerate() {
-                let window = padded.get(x..x + kernel.len()).unwrap_or(&[]);
-                let mut acc = 0.0;
-                for (&k, &v) in kernel.iter().zip(window) {
-                    acc += k * v;
+        let rows = pixels.par_chunks_exact_mut(w);
+        rows.for_each_init(
+            || Vec::with_capacity(w + kernel.len()),
+            |padded, row| {
+                padded.clear();
+                padded.extend((0..w + 2 * radius).map(|i| {
+                    let src = reflect101(i as i64 - radius as i64, w);
+                    row.get(src).map_or(0.0, |&v| f64::from(v))
+                }));
+                for (x, out) in row.iter_mut().enumerate() {
+                    let window = padded.get(x..x + kernel.len()).unwrap_or(&[]);
+                    let mut acc = 0.0;
+                    for (&k, &v) in kernel.iter().zip(window) {
+                        acc += k * v;
+                    }
+                    *out = round_half_up(acc);
                 }
-                *out = round_half_up(acc);
-            }
-        }
+            },
+        );
     }
     if sigma_y_px > 0.0 && h > 0 {
         let kernel = a1111_kernel(sigma_y_px);
         let radius = kernel.len() / 2;
         let src = pixels.clone();
-        let mut acc = vec![0.0f64; w];
-        for (y, out_row) in pixels.chunks_exact_mut(w.max(1)).enumerate() {
-            acc.fill(0.0);
-            for (k, &wk) in kernel.iter().enumerate() {
-                let sy = reflect101(y as i64 + k as i64 - radius as i64, h);
-                let Some(row) = src.get(sy * w..(sy + 1) * w) else { continue };
-                for (a, &v) in acc.iter_mut().zip(row) {
-                    *a += wk * f64::from(v);
+        let rows = pixels.par_chunks_exact_mut(w.max(1)).enumerate();
+        rows.for_each_init(
+            || vec![0.0f64; w],
+            |acc, (y, out_row)| {
+                acc.fill(0.0);
+                for (k, &wk) in kernel.iter().enumerate() {
+                    let sy = reflect101(y as i64 + k as i64 - radius as i64, h);
+                    let Some(row) = src.get(sy * w..(sy + 1) * w) else { continue };
+                    for (a, &v) in acc.iter_mut().zip(row) {
+                        *a += wk * f64::from(v);
+                    }
                 }
-            }
-            for (o, &a) in out_row.iter_mut().zip(&acc) {
-                *o = round_half_up(a);
-            }
-        }
+                for (o, &a) in out_row.iter_mut().zip(acc.iter()) {
+                    *o = round_half_up(a);
+                }
+            },
+        );
     }
     Ok(Image::from_pixels(img.width(), img.height(), pixels).unwrap_or_else(|| img.clone()))
 }
@@ -241,15 +249,17 @@ fn blur_rows<P: ChannelBytes>(pixels: &mut [P], w: usize, float_radius: f32) {
     let ww = (16_777_216.0f32 / (float_radius * 2.0 + 1.0)) as u32;
     let fw = (16_777_216u32.wrapping_sub(((radius * 2 + 1) as u32).wrapping_mul(ww))) / 2;
     let channels = P::CHANNELS;
-    let mut line_in = vec![0u8; w * channels];
-    for row in pixels.chunks_exact_mut(w) {
-        let bytes = P::bytes_mut(row);
-        line_in.copy_from_slice(bytes);
-        match channels {
-            4 => line_box_blur::<4>(bytes, &line_in, radius, ww, fw),
-            _ => line_box_blur::<1>(bytes, &line_in, radius, ww, fw),
-        }
-    }
+    pixels.par_chunks_exact_mut(w.max(1)).for_each_init(
+        || vec![0u8; w * channels],
+        |line_in, row| {
+            let bytes = P::bytes_mut(row);
+            line_in.copy_from_slice(bytes);
+            match channels {
+                4 => line_box_blur::<4>(bytes, line_in, radius, ww, fw),
+                _ => line_box_blur::<1>(bytes, line_in, radius, ww, fw),
+            }
+        },
+    );
 }
 
 /// Pillow's `ImagingLineBoxBlur8/32` for `C` interleaved channels: a running sum over the

@@ -8,6 +8,16 @@
 //! alpha. Compositing converts to premultiplied `f32` internally (see `blend`) and converts back
 //! at the edge; no other module stores premultiplied pixels.
 //!
+//! # Modules
+//! * [`blend`]: the OpenRaster composite ops (W3C formulas), row compositing with opacity and
+//!   coverage.
+//! * [`resample`]: resizing byte-identical to Pillow 13 `Image.resize`.
+//! * [`blur`]: A1111's mask blur (exact rule) and Pillow's GaussianBlur/BoxBlur, byte-identical.
+//! * [`codec`]: PNG (ordered text chunks), JPEG, WebP with decode limits and typed errors.
+//! * [`mask`]: 8-bit mask helpers and Pillow's luminance.
+//!
+//! Fixtures proving the reference matches come from `tests/reference/pillow_reference.py`.
+//!
 //! This crate knows nothing of documents, UI or machine learning.
 
 pub mod blend;

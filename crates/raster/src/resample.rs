@@ -9,6 +9,8 @@
 //! the resize with Pillow's integer formulas (`RGBA → RGBa → RGBA`). `Nearest` is Pillow's affine
 //! nearest-neighbour scale with its accumulated `f64` source coordinate.
 
+use rayon::prelude::*;
+
 use crate::{Gray8, Image, Rgba8};
 
 /// Pillow's `PRECISION_BITS`: 8 bits of result, 2 bits of headroom for negative lobes.
@@ -298,7 +300,8 @@ fn resample_bytes<const C: usize>(
 fn horizontal_pass<const C: usize>(rows: &[u8], in_w: usize, out_w: usize, taps: &Taps) -> Vec<u8> {
     let n_rows = rows.len() / (in_w * C).max(1);
     let mut out = vec![0u8; n_rows * out_w * C];
-    for (src_row, dst_row) in rows.chunks_exact(in_w * C).zip(out.chunks_exact_mut(out_w * C)) {
+    let rows_in = rows.par_chunks_exact((in_w * C).max(1));
+    out.par_chunks_exact_mut((out_w * C).max(1)).zip(rows_in).for_each(|(dst_row, src_row)| {
         for (xx, dst) in dst_row.chunks_exact_mut(C).enumerate() {
             let (xmin, n) = taps.bounds.get(xx).copied().unwrap_or((0, 0));
             let window = src_row.get(xmin * C..(xmin + n) * C).unwrap_or(&[]);
@@ -312,30 +315,33 @@ fn horizontal_pass<const C: usize>(rows: &[u8], in_w: usize, out_w: usize, taps:
                 *d = clip8(a);
             }
         }
-    }
+    });
     out
 }
 
 /// Vertical pass, row-major: each output row accumulates whole input rows (the sums are the same
-/// integers as Pillow's column-wise loop, in a cache-friendly order).
+/// integers as Pillow's column-wise loop, in a cache-friendly order). Rows run in parallel.
 fn vertical_pass(src: &[u8], row_len: usize, row0: usize, taps: &Taps) -> Vec<u8> {
     let out_h = taps.bounds.len();
     let mut out = vec![0u8; out_h * row_len];
-    let mut acc = vec![0i32; row_len];
-    for (yy, dst_row) in out.chunks_exact_mut(row_len.max(1)).enumerate() {
-        let (ymin, n) = taps.bounds.get(yy).copied().unwrap_or((0, 0));
-        acc.fill(HALF);
-        let start = ymin.saturating_sub(row0);
-        for (y, &k) in (start..start + n).zip(taps.weights_of(yy)) {
-            let Some(row) = src.get(y * row_len..(y + 1) * row_len) else { continue };
-            for (a, &v) in acc.iter_mut().zip(row) {
-                *a += i32::from(v) * k;
+    let rows = out.par_chunks_exact_mut(row_len.max(1)).enumerate();
+    rows.for_each_init(
+        || vec![0i32; row_len],
+        |acc, (yy, dst_row)| {
+            let (ymin, n) = taps.bounds.get(yy).copied().unwrap_or((0, 0));
+            acc.fill(HALF);
+            let start = ymin.saturating_sub(row0);
+            for (y, &k) in (start..start + n).zip(taps.weights_of(yy)) {
+                let Some(row) = src.get(y * row_len..(y + 1) * row_len) else { continue };
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a += i32::from(v) * k;
+                }
             }
-        }
-        for (d, &a) in dst_row.iter_mut().zip(&acc) {
-            *d = clip8(a);
-        }
-    }
+            for (d, &a) in dst_row.iter_mut().zip(acc.iter()) {
+                *d = clip8(a);
+            }
+        },
+    );
     out
 }
 
