@@ -170,3 +170,19 @@ fn errors_are_one_line_and_non_zero() {
     std::fs::write(&unknown, b"hello").unwrap();
     assert!(run_err(&[os("info"), os(&unknown)]).contains("not an .ora"));
 }
+
+/// JPEG and WebP written with A1111's EXIF layout (tests/reference/infotext_exif.py).
+#[test]
+fn info_on_jpeg_and_webp_with_a1111_exif() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/infotext");
+    let expected = std::fs::read_to_string(fixtures.join("a1111_parameters.txt")).unwrap();
+    for (name, format) in [("a1111.jpg", "jpeg"), ("a1111.webp", "webp")] {
+        let json: Value =
+            serde_json::from_str(&run_ok(&[os("info"), os(&fixtures.join(name))])).unwrap();
+        assert_eq!(json["format"], format);
+        assert_eq!((json["width"].as_u64(), json["height"].as_u64()), (Some(32), Some(24)));
+        assert_eq!(json["parameters_text"], expected.as_str(), "{name}");
+        assert_eq!(json["parameters"]["params"]["Seed"], "987654321");
+        assert_eq!(json["parameters"]["negative_prompt"], "blurry, lowres");
+    }
+}

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use doc::infotext::Infotext;
+use image::ImageDecoder;
 use serde::Serialize;
 
 use super::formats::{self, FileKind};
@@ -149,20 +150,24 @@ fn png_info(path: &Path) -> anyhow::Result<ImageInfo> {
     })
 }
 
-/// JPEG and WebP: size only for now. A1111 stores their parameters in EXIF `UserComment`,
-/// which is not read yet (`parameters` is `null`).
+/// JPEG and WebP: size, and the parameters A1111 keeps in EXIF `UserComment`.
 fn other_image_info(path: &Path, kind: FileKind) -> anyhow::Result<ImageInfo> {
-    let (width, height) = image::ImageReader::open(path)
+    let invalid = || format!("{}: invalid {} file", path.display(), kind.name());
+    let mut decoder = image::ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
         .with_context(|| format!("cannot open {}", path.display()))?
-        .into_dimensions()
-        .with_context(|| format!("{}: invalid {} file", path.display(), kind.name()))?;
+        .into_decoder()
+        .with_context(invalid)?;
+    let (width, height) = decoder.dimensions();
+    let exif = decoder.exif_metadata().with_context(invalid)?;
+    let parameters_text =
+        exif.as_deref().and_then(super::exif::user_comment).filter(|t| !t.is_empty());
     Ok(ImageInfo {
         format: kind.name(),
         width,
         height,
-        parameters: None,
-        parameters_text: None,
+        parameters: parameters_text.as_deref().map(Infotext::parse),
+        parameters_text,
         text: Vec::new(),
     })
 }

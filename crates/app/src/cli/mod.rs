@@ -1,6 +1,7 @@
 //! Headless subcommands (design §4): a stable interface that scripts and checks depend on.
 //! Results go to stdout, errors to stderr as one line with a non-zero exit status.
 
+mod exif;
 mod flatten;
 mod formats;
 mod info;
