@@ -148,7 +148,7 @@ pub fn blend_row_masked(
         return;
     }
     match mode {
-        BlendMode::Normal => composite(dst, src, opacity, coverage, |_, cs| cs),
+        BlendMode::Normal => normal(dst, src, opacity, coverage),
         BlendMode::Multiply => composite(dst, src, opacity, coverage, separable(|b, s| b * s)),
         BlendMode::Screen => composite(dst, src, opacity, coverage, separable(screen)),
         BlendMode::Overlay => {
@@ -252,6 +252,18 @@ fn composite(
         let a_b = unit(d[3]);
         let cb = [unit(d[0]), unit(d[1]), unit(d[2])];
         let cs = [unit(s[0]), unit(s[1]), unit(s[2])];
+        if a_b == 1.0 {
+            // Opaque backdrop (the common case under a painted stack): αo = 1, no division.
+            let mixed = blend(cb, cs);
+            let k = 1.0 - a_s;
+            *d = [
+                to_u8(a_s * mixed[0] + k * cb[0]),
+                to_u8(a_s * mixed[1] + k * cb[1]),
+                to_u8(a_s * mixed[2] + k * cb[2]),
+                255,
+            ];
+            return;
+        }
         let mixed = if a_b == 0.0 { cs } else { blend(cb, cs) };
         let a_o = a_s + a_b * (1.0 - a_s);
         // co / αo with co = αs(1−αb)Cs + αsαb·B + (1−αs)αb·Cb.
@@ -263,6 +275,31 @@ fn composite(
             to_u8(ws * cs[2] + wm * mixed[2] + wb * cb[2]),
             to_u8(a_o),
         ];
+    });
+}
+
+/// `src-over` with `B = Cs`, with the cases a painting stack meets most taken first: an opaque
+/// source is a copy, an opaque backdrop needs no division.
+#[inline(always)]
+fn normal(dst: &mut [Rgba8], src: &[Rgba8], opacity: f32, coverage: Option<&[u8]>) {
+    for_each_pixel(dst, src, opacity, coverage, |d, s, a_s| {
+        if a_s >= 1.0 {
+            *d = s;
+            return;
+        }
+        let k = 1.0 - a_s;
+        let mix = |cs: u8, cb: u8| (a_s * f32::from(cs) + k * f32::from(cb) + 0.5) as u8;
+        if d[3] == 255 {
+            *d = [mix(s[0], d[0]), mix(s[1], d[1]), mix(s[2], d[2]), 255];
+            return;
+        }
+        let a_b = unit(d[3]);
+        let w_b = k * a_b;
+        let a_o = a_s + w_b;
+        let inv = 1.0 / a_o;
+        let (ws, wb) = (a_s * inv, w_b * inv);
+        let over = |cs: u8, cb: u8| (ws * f32::from(cs) + wb * f32::from(cb) + 0.5) as u8;
+        *d = [over(s[0], d[0]), over(s[1], d[1]), over(s[2], d[2]), to_u8(a_o)];
     });
 }
 

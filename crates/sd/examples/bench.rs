@@ -1,0 +1,47 @@
+//! Runs the model benchmark until `pentimento bench` exposes it:
+//! `cargo run --release -p pentimento-sd --example bench -- [sd15|sdxl|attention] [--repeats N]
+//! [--only text|unet|vae]`. Prints one JSON object per line.
+
+#![allow(clippy::print_stdout, reason = "a command-line tool printing its results")]
+
+use candle_core::Device;
+use pentimento_sd::bench::{BenchModel, BenchOptions, bench_attention, run_bench};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut options = BenchOptions::default();
+    let mut models = Vec::new();
+    let mut attention = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "sd15" => models.push(BenchModel::Sd15),
+            "sdxl" => models.push(BenchModel::Sdxl),
+            "attention" => attention = true,
+            "--repeats" => options.repeats = it.next().ok_or("--repeats N")?.parse()?,
+            "--batch" => options.batch = it.next().ok_or("--batch N")?.parse()?,
+            "--only" => {
+                let only = it.next().ok_or("--only text|unet|vae")?;
+                options.text = only == "text";
+                options.unet = only == "unet";
+                options.vae = only == "vae";
+            }
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    if attention {
+        for (tokens, channels) in [(4096, 320), (16384, 640)] {
+            let (blocked, flash, diff) = bench_attention(tokens, channels)?;
+            println!(
+                "{{\"attention\": \"{tokens} tokens x {channels} ch\", \"blocked_gemm_s\": {blocked:.3}, \
+                 \"candle_flash_s\": {flash:.3}, \"max_abs_diff\": {diff:e}}}"
+            );
+        }
+    }
+    for model in models {
+        run_bench(model, &options, &Device::Cpu, &mut |entry| {
+            println!("{}", serde_json::to_string(entry).unwrap_or_default());
+        })?;
+    }
+    Ok(())
+}
