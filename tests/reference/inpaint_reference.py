@@ -136,6 +136,58 @@ def check_blur_against_raster_fixtures():
     print(f"mask blur identical to tests/fixtures/raster/a1111_blur on {n} cases")
 
 
+def _div255(v):
+    t = v + 128
+    return ((t >> 8) + t) >> 8
+
+
+def check_pillow_arithmetic():
+    """The integer formulas the README states for the Pillow operations of the paste-back and the
+    fill, asserted against Pillow itself (every (colour, alpha) pair; random pixels otherwise)."""
+    rng = np.random.default_rng(7)
+    c = np.repeat(np.arange(256), 256).astype(np.int64)
+    a = np.tile(np.arange(256), 256).astype(np.int64)
+    img = np.stack([c, c, c, a], -1).astype(np.uint8).reshape(256, 256, 4)
+    got = np.array(Image.fromarray(img, "RGBA").convert("RGBa")).reshape(-1, 4).astype(np.int64)
+    assert np.array_equal(got[:, 0], _div255(c * a)) and np.array_equal(got[:, 3], a)  # premultiply
+    got = np.array(Image.fromarray(img, "RGBa").convert("RGBA")).reshape(-1, 4).astype(np.int64)
+    unpre = np.where((a == 0) | (a == 255), c, np.minimum(255, (255 * c) // np.maximum(a, 1)))
+    assert np.array_equal(got[:, 0], unpre)  # un-premultiply: truncating division, a = 0 keeps c
+
+    src = rng.integers(0, 256, (128, 128, 4), dtype=np.uint8)
+    dst = rng.integers(0, 256, (128, 128, 4), dtype=np.uint8)
+    msk = rng.integers(0, 256, (128, 128), dtype=np.uint8)
+    src[:8, :, 3] = 0
+    src[8:16, :, 3] = 255
+    s, d, mm = src.astype(np.int64), dst.astype(np.int64), msk.astype(np.int64)[..., None]
+    out = Image.fromarray(dst, "RGBa")
+    out.paste(Image.fromarray(src, "RGBa"), mask=Image.fromarray(msk, "L"))
+    assert np.array_equal(np.array(out), _div255(d * (255 - mm) + s * mm))  # paste through an L mask
+
+    out = Image.fromarray(dst, "RGBA")
+    out.alpha_composite(Image.fromarray(src, "RGBA"))
+    sa, da = s[..., 3:4], d[..., 3:4]
+    outa255 = sa * 255 + da * (255 - sa)
+    coef1 = sa * 255 * 255 * 128 // np.maximum(outa255, 1)
+    coef2 = 255 * 128 - coef1
+
+    def shift(v):
+        return ((v >> 8) + v) >> 8
+
+    exp = np.concatenate([shift(s[..., :3] * coef1 + d[..., :3] * coef2 + (0x80 << 7)) >> 7,
+                          shift(outa255 + 0x80)], -1)
+    exp = np.where(sa == 0, d, exp)
+    assert np.array_equal(np.array(out), exp)  # alpha_composite
+
+    rgba = Image.fromarray(src, "RGBA")
+    for radius in (0, 2, 16, 256):  # GaussianBlur treats RGBa bytes exactly as RGBA bytes
+        b1 = np.array(Image.frombytes("RGBa", rgba.size, rgba.tobytes()).filter(ImageFilter.GaussianBlur(radius)))
+        b2 = np.array(rgba.filter(ImageFilter.GaussianBlur(radius)))
+        assert np.array_equal(b1, b2), radius
+    assert np.array_equal(np.array(rgba.filter(ImageFilter.GaussianBlur(0))), src)
+    print("Pillow premultiply / un-premultiply / masked paste / alpha_composite formulas verified")
+
+
 # --- geometry (masking.py) ---------------------------------------------------------------------
 
 def get_crop_region_loops(mask: np.ndarray, pad: int = 0):
@@ -789,6 +841,7 @@ def main():
     only = next((w[5:] for w in sys.argv[1:] if w.startswith("only=")), None)
     what = [w for w in sys.argv[1:] if not w.startswith("only=")] or ([] if only else ["geometry", "pipeline"])
     check_blur_against_raster_fixtures()
+    check_pillow_arithmetic()
     if "geometry" in what:
         geometry()
     if "pipeline" in what or only:
