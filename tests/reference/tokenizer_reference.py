@@ -622,6 +622,32 @@ def attention_corpus(rng):
     return out
 
 
+def write_emphasis_fixture(clip_l):
+    """sd_emphasis.EmphasisOriginal.after_transformers on a random (1, 77, 16) float32 output."""
+    import torch
+
+    parsed, chunks, _, _ = a1111_tokenize_line(
+        "a (red:1.3) cat, [[blurry]], ((sharp)), (dark:0.4)",
+        lambda t: encode_clip_l(clip_l, t),
+        49407,
+        FakeEmbeddingDb(lambda t: encode_clip_l(clip_l, t), []),
+    )
+    gen = torch.Generator().manual_seed(1234)
+    z = torch.randn((1, 77, 16), generator=gen, dtype=torch.float32) + 0.1
+    multipliers = torch.asarray([chunks[0]["multipliers"]])  # float32, as A1111's torch.asarray
+    original_mean = z.mean()
+    weighted = z * multipliers.reshape(multipliers.shape + (1,)).expand(z.shape)
+    new_mean = weighted.mean()
+    out = weighted * (original_mean / new_mean)
+    data = {
+        "channels": 16,
+        "multipliers": multipliers.reshape(-1).tolist(),
+        "z": z.reshape(-1).tolist(),
+        "expected": out.reshape(-1).tolist(),
+    }
+    (FIXTURES / "emphasis.json").write_text(json.dumps(data, separators=(",", ":")) + "\n")
+
+
 def run_length(values):
     """[[value, count], ...]: keeps the fixture small (chunks are mostly padding)."""
     out = []
@@ -689,6 +715,8 @@ def main():
         encoding="utf-8",
     )
     print(f"a1111_prompts.json: {len(prompts)} prompts")
+    write_emphasis_fixture(clip_l)
+    print("emphasis.json written")
 
 
 if __name__ == "__main__":
