@@ -109,6 +109,9 @@ pub fn generate_with_chunks(
     progress: &mut dyn FnMut(&StepReport<'_>) -> ControlFlow<()>,
 ) -> Result<Generated, PipelineError> {
     request.validate()?;
+    if request.inpaint.is_some() {
+        return Err(PipelineError::InvalidRequest("inpainting is not supported yet".into()));
+    }
     let clip_skip = request.clip_skip.max(1) as usize;
     let cond = encode_prompt(model, prompts.cond, clip_skip)?;
     let uncond = encode_prompt(model, prompts.uncond, clip_skip)?;
