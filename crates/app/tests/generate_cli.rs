@@ -64,7 +64,7 @@ fn txt2img_batch_writes_one_png_per_seed_matching_the_reference() {
         assert!(max_abs_diff(&image, &want) <= 3, "seed {seed}");
         let params = &text.iter().find(|(k, _)| k == "parameters").unwrap().1;
         assert!(params.starts_with("a red fox in a snowy forest, highly detailed\nSteps: 8, "));
-        assert!(params.contains(&format!("Sampler: Euler a, ")), "{params}");
+        assert!(params.contains("Sampler: Euler a, "), "{params}");
         assert!(params.contains(&format!("Seed: {seed}, Size: 64x64")), "{params}");
     }
     let stdout = String::from_utf8_lossy(&result.stdout);
