@@ -6,8 +6,11 @@ cd "$(dirname "$0")/.."
 fail=0
 check() { # crate, forbidden-regex, why
   local crate=$1 pattern=$2 why=$3 hits
-  hits=$(cargo tree -q -p "$crate" -e normal,build --prefix none --no-dedupe 2>/dev/null \
-    | awk '{print $1}' | grep -E "^($pattern)$" | sort -u || true)
+  local tree
+  if ! tree=$(cargo tree -q -p "$crate" -e normal,build --prefix none --no-dedupe); then
+    echo "layering: cargo tree failed for $crate"; fail=1; return
+  fi
+  hits=$(echo "$tree" | awk '{print $1}' | grep -E "^($pattern)$" | sort -u || true)
   if [ -n "$hits" ]; then
     echo "layering: $crate depends on $(echo $hits) ($why)"; fail=1
   fi

@@ -30,7 +30,9 @@ torch.use_deterministic_algorithms(True)
 
 def save_tensors(name: str, tensors: dict[str, torch.Tensor], meta: dict | None = None):
     tensors = {k: v.detach().clone().contiguous() for k, v in tensors.items()}
-    save_file(tensors, os.path.join(OUT, name), metadata={k: str(v) for k, v in (meta or {}).items()})
+    # One metadata entry (a JSON string): safetensors writes the metadata map in hash order.
+    md = {"about": json.dumps(meta, sort_keys=True)} if meta else None
+    save_file(tensors, os.path.join(OUT, name), metadata=md)
     print("wrote", name, f"({len(tensors)} tensors)")
 
 

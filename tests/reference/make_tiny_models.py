@@ -109,7 +109,8 @@ def main():
     for kind in ["sd1", "sd1_inpaint", "sdxl"]:
         unet, vae, encs, tensors = build(kind)
         path = tm.ckpt_path(kind)
-        save_file(tensors, path, metadata={"format": "pt", "pentimento": f"tiny random-weight {kind} test model"})
+        # One metadata entry only: safetensors writes the metadata map in hash order.
+        save_file(tensors, path, metadata={"format": "pt"})
         print(f"wrote {path}: {os.path.getsize(path) / 1e6:.2f} MB")
         verify(kind, unet, vae, encs)
 

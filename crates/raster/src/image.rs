@@ -80,8 +80,7 @@ impl<P: Pixel> Image<P> {
     }
 
     fn index(&self, x: u32, y: u32) -> Option<usize> {
-        (x < self.width && y < self.height)
-            .then(|| y as usize * self.width as usize + x as usize)
+        (x < self.width && y < self.height).then(|| y as usize * self.width as usize + x as usize)
     }
 
     /// The pixel at `(x, y)`, or `None` outside the image.
@@ -115,7 +114,8 @@ impl<P: Pixel> Image<P> {
         let inside = rect.intersect(&self.bounds());
         for y in inside.y..inside.bottom() {
             let src_start = y as usize * self.width as usize + inside.x as usize;
-            let dst_start = (y - rect.y) as usize * rect.width as usize + (inside.x - rect.x) as usize;
+            let dst_start =
+                (y - rect.y) as usize * rect.width as usize + (inside.x - rect.x) as usize;
             let n = inside.width as usize;
             if let (Some(src), Some(dst)) = (
                 self.pixels.get(src_start..src_start + n),
@@ -145,7 +145,11 @@ impl<P: Pixel> Image<P> {
 
     /// Applies `f` to every pixel.
     pub fn map<Q: Pixel>(&self, f: impl Fn(P) -> Q) -> Image<Q> {
-        Image { width: self.width, height: self.height, pixels: self.pixels.iter().map(|&p| f(p)).collect() }
+        Image {
+            width: self.width,
+            height: self.height,
+            pixels: self.pixels.iter().map(|&p| f(p)).collect(),
+        }
     }
 }
 

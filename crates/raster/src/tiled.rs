@@ -174,10 +174,11 @@ impl<P: Pixel> TiledImage<P> {
     /// Coordinates of the allocated tiles.
     pub fn allocated_tiles(&self) -> impl Iterator<Item = TileCoord> + '_ {
         let cols = self.cols.max(1);
-        self.tiles.iter().enumerate().filter(|(_, t)| t.is_some()).map(move |(i, _)| TileCoord {
-            col: i as u32 % cols,
-            row: i as u32 / cols,
-        })
+        self.tiles
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.is_some())
+            .map(move |(i, _)| TileCoord { col: i as u32 % cols, row: i as u32 / cols })
     }
 
     /// The pixel at `(x, y)`; `ZERO` outside the image.
