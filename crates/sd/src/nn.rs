@@ -130,6 +130,18 @@ impl Conv2d {
                         else {
                             continue;
                         };
+                        if stride == 1 {
+                            // Output columns whose input column ox + kw - pad is inside the row.
+                            let lo = pad.saturating_sub(kw).min(out_w);
+                            let hi = (width + pad).saturating_sub(kw).clamp(lo, out_w);
+                            let src_lo = (lo + kw).saturating_sub(pad);
+                            if let (Some(d), Some(s)) =
+                                (dst_row.get_mut(lo..hi), src_row.get(src_lo..src_lo + (hi - lo)))
+                            {
+                                d.copy_from_slice(s);
+                            }
+                            continue;
+                        }
                         for (ox, d) in dst_row.iter_mut().enumerate() {
                             if let Some(v) =
                                 (ox * stride + kw).checked_sub(pad).and_then(|ix| src_row.get(ix))
