@@ -1,6 +1,7 @@
 //! Headless subcommands (design §4): a stable interface that scripts and checks depend on.
 //! Results go to stdout, errors to stderr as one line with a non-zero exit status.
 
+mod bench;
 mod exif;
 mod flatten;
 mod formats;
@@ -33,6 +34,9 @@ pub enum Command {
     /// Generate images (txt2img, img2img, inpaint) and write `<seed>.png` files carrying A1111
     /// `parameters`.
     Generate(Box<generate::GenerateArgs>),
+    /// Time the model components (text encoders, UNet step, VAE decode) at full SD1.5 and SDXL
+    /// sizes with random weights made in memory, with peak memory.
+    Bench(bench::BenchArgs),
     /// Composite an .ora (or copy an image) to a PNG.
     Flatten {
         /// An .ora project or a PNG/JPEG/WebP image.
@@ -48,5 +52,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Info { file } => info::run(&file),
         Command::Flatten { input, output } => flatten::run(&input, &output),
         Command::Generate(args) => generate::run(*args),
+        Command::Bench(args) => bench::run(&args),
     }
 }
