@@ -461,21 +461,67 @@ impl Library {
             .min_by_key(|e| (!e.is_usable(), e.name.matches('/').count(), e.name.to_lowercase()))
     }
 
-    /// Parses an infotext `Lora hashes` value and resolves each pair against the library by hash
-    /// (as A1111's Lora `infotext_pasted` does): `(name in the infotext, hash, entry found)`.
-    pub fn resolve_lora_hashes<'a>(
+    /// Parses an infotext `Lora hashes` or `TI hashes` value and resolves each pair against the
+    /// entries of `kind`, by hash first (as A1111 does), then by name:
+    /// `(name in the infotext, hash, entry found)`.
+    pub fn resolve_hash_list<'a>(
         &'a self,
         value: &str,
+        kind: ModelKind,
     ) -> Vec<(String, String, Option<&'a LibraryEntry>)> {
         parse_hash_list(value)
             .into_iter()
             .map(|(name, hash)| {
-                let entry = self
-                    .find_by_hash(&hash, Some(ModelKind::Lora))
-                    .or_else(|| self.find_by_name(&name, ModelKind::Lora));
+                let entry =
+                    self.find_by_hash(&hash, Some(kind)).or_else(|| self.find_by_name(&name, kind));
                 (name, hash, entry)
             })
             .collect()
+    }
+
+    /// Rewrites `<lora:alias:` in a pasted prompt to the file that `lora_hashes` (the infotext's
+    /// `Lora hashes` value) names by hash, as A1111's Lora `infotext_pasted` does, so a LoRA the
+    /// user renamed is still found. Aliases without a hash, or whose hash is not in the library,
+    /// are left as written.
+    pub fn rewrite_prompt_loras(&self, prompt: &str, lora_hashes: &str) -> String {
+        let hashes: Vec<(String, String)> = parse_hash_list(lora_hashes);
+        let mut out = String::with_capacity(prompt.len());
+        let mut rest = prompt;
+        while let Some(start) = rest.find("<lora:") {
+            let (before, tag) = rest.split_at(start);
+            out.push_str(before);
+            let after_prefix = tag.get("<lora:".len()..).unwrap_or_default();
+            // A1111's `<lora:([^:]+):`: the alias runs to the next `:`.
+            let Some(alias_len) = after_prefix.find(':').filter(|&n| n > 0) else {
+                out.push_str("<lora:");
+                rest = after_prefix;
+                continue;
+            };
+            let alias = after_prefix.get(..alias_len).unwrap_or_default();
+            let found = hashes
+                .iter()
+                .find(|(name, _)| name == alias)
+                .and_then(|(_, hash)| self.find_by_hash(hash, Some(ModelKind::Lora)));
+            out.push_str("<lora:");
+            out.push_str(found.map_or(alias, |e| e.stem.as_str()));
+            out.push(':');
+            rest = after_prefix.get(alias_len + 1..).unwrap_or_default();
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Describes one file on its own, its kind read from its header (as in a plain folder), for
+    /// `pentimento info` and for files given on the command line.
+    pub fn inspect_file(path: &Path) -> LibraryEntry {
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let found = Found {
+            path: path.to_path_buf(),
+            folder_kind: None,
+            name,
+            is_diffusers_folder: path.is_dir(),
+        };
+        inspect_found(&found)
     }
 }
 

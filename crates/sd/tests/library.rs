@@ -276,6 +276,8 @@ fn a1111_tree_kinds_architectures_and_names() {
     assert_eq!(xl_lora.is_compatible_with(ModelArch::Sd1), Some(false));
     assert_eq!(xl_lora.is_compatible_with(ModelArch::SdxlInpaint), Some(true));
     let loha = entry(&library, ModelKind::Lora, "loha");
+    // Its 640-byte header length begins with 80 02, a pickle's magic: the `{` after it decides.
+    assert_eq!(fs::read(&loha.path).unwrap()[..2], [0x80, 0x02]);
     assert_eq!(loha.arch, Some(ModelArch::Sdxl), "{loha:?}");
     for name in ["broken", "dangling"] {
         let e = entry(&library, ModelKind::Lora, name);
@@ -367,6 +369,13 @@ fn comfyui_and_plain_folders() {
         mystery.status
     );
     assert_eq!(entry(&library, ModelKind::Lora, "shared_loha").arch, Some(ModelArch::Sdxl));
+
+    // One file on its own (`pentimento info`): kind from its header.
+    let single = Library::inspect_file(&plain.join("some_lora.safetensors"));
+    assert_eq!((single.kind, single.arch), (ModelKind::Lora, Some(ModelArch::Sd1)));
+    assert_eq!(single.name, "some_lora");
+    let folder = Library::inspect_file(&fixture("tiny_sd1_diffusers"));
+    assert_eq!((folder.format, folder.arch), (FileFormat::DiffusersFolder, Some(ModelArch::Sd1)));
 }
 
 #[test]
@@ -453,10 +462,20 @@ fn hashes_match_sha256sum_and_a1111_rules() {
     assert_eq!(value, format!("Detail: {}, xllora: abababababab", detail.lora_hash().unwrap()));
     let parsed = parse_hash_list(&value);
     assert_eq!(parsed[1], ("xllora".to_string(), "abababababab".to_string()));
-    let resolved = library.resolve_lora_hashes(&value);
+    let resolved = library.resolve_hash_list(&value, ModelKind::Lora);
     let found: Vec<Option<&str>> =
         resolved.iter().map(|(_, _, e)| e.map(|e| e.name.as_str())).collect();
     assert_eq!(found, [Some("style/Detail"), Some("xl_lora")]);
+    let ti = format_hash_list(&[("EasyNegative", easy.ti_hash().unwrap())]);
+    let resolved = library.resolve_hash_list(&ti, ModelKind::Embedding);
+    assert_eq!(resolved[0].2.map(|e| e.name.as_str()), Some("EasyNegative"));
+
+    // A pasted prompt names LoRAs by the alias it was written with; the hash finds the file.
+    let pasted = format!("Renamed: {}, gone: 0123456789ab", detail.lora_hash().unwrap());
+    assert_eq!(
+        library.rewrite_prompt_loras("a cat <lora:Renamed:0.8> <lora:gone:1> <lora:x", &pasted),
+        "a cat <lora:Detail:0.8> <lora:gone:1> <lora:x"
+    );
 }
 
 #[test]
