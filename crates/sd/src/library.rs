@@ -30,7 +30,8 @@
 //! only (8 bytes + JSON; never the tensor data); pickles (`.ckpt`, `.pt`, `.pth`, `.bin`, `.pkl`)
 //! are listed as refused and never opened. In a kind folder the folder decides the kind; the header
 //! still gives the architecture, and a file that is clearly another kind (a checkpoint among
-//! LoRAs) is listed as unsupported with the reason. Nothing in a scan panics or stops the scan: an
+//! LoRAs) is listed as unsupported with the reason. As in A1111, `name.vae.safetensors` beside the
+//! checkpoints is a VAE. A root that is itself a diffusers folder is one checkpoint. Nothing in a scan panics or stops the scan: an
 //! unreadable file is an entry with [`EntryStatus::Unreadable`].
 //!
 //! # Hashes
@@ -156,6 +157,8 @@ pub enum RootLayout {
     ModelsFolder,
     KindFolder(ModelKind),
     Plain,
+    /// The root is itself a diffusers model folder (`unet/`, `vae/`…): one checkpoint.
+    DiffusersModel,
     /// The root does not exist or cannot be read.
     Missing,
 }
@@ -258,12 +261,11 @@ impl LibraryEntry {
         }
         let metadata = self.metadata_hash.as_deref().map(str::to_ascii_lowercase);
         let computed = self.hashes.as_ref();
-        let full_hashes = computed
+        let mut full_hashes = computed
             .map(|h| h.sha256.as_str())
             .into_iter()
             .chain(computed.and_then(|h| h.addnet_sha256.as_deref()))
             .chain(metadata.as_deref());
-        let mut full_hashes = full_hashes;
         full_hashes.any(|full| full.starts_with(&query))
             || computed.is_some_and(|h| h.legacy_model_hash == query)
     }
@@ -315,6 +317,21 @@ impl Library {
         let mut found = Vec::new();
         for root in roots {
             let info = describe_root(root);
+            if info.layout == RootLayout::DiffusersModel {
+                let resolved = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
+                if seen_files.insert(resolved) {
+                    let name = root
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    found.push(Found {
+                        path: root.clone(),
+                        folder_kind: Some(ModelKind::Checkpoint),
+                        name,
+                        is_diffusers_folder: true,
+                    });
+                }
+            }
             for (dir, kind) in &info.sources {
                 walk(
                     dir,
@@ -556,6 +573,9 @@ fn describe_root(root: &Path) -> RootInfo {
     if !root.is_dir() {
         return info(RootLayout::Missing, Vec::new());
     }
+    if is_diffusers_folder(root) {
+        return info(RootLayout::DiffusersModel, Vec::new());
+    }
     let models = root.join("models");
     let mut installed = kind_children(&models);
     if !installed.is_empty() {
@@ -724,6 +744,11 @@ fn inspect_found(found: &Found) -> LibraryEntry {
     entry.modified_unix_ns = key.mtime_ns;
     entry.key = Some(key.clone());
     if PICKLE_EXTENSIONS.contains(&extension.as_str()) {
+        if found.folder_kind == Some(ModelKind::Checkpoint)
+            && entry.stem.to_ascii_lowercase().ends_with(".vae")
+        {
+            entry.kind = ModelKind::Vae;
+        }
         entry.format = FileFormat::Pickle;
         let error = LibraryError::Pickle { path: path.clone(), what: format!(".{extension} file") };
         entry.status = EntryStatus::Refused(error.to_string());
@@ -743,7 +768,11 @@ fn inspect_found(found: &Found) -> LibraryEntry {
     };
     entry.tensor_count = Some(header.tensors.len());
     let content = inspect::classify(&header);
-    let kind = found.folder_kind.unwrap_or(match content {
+    // A1111 keeps `name.vae.safetensors` next to its checkpoint and lists it as a VAE.
+    let vae_beside_checkpoint = found.folder_kind == Some(ModelKind::Checkpoint)
+        && entry.stem.to_ascii_lowercase().ends_with(".vae");
+    let folder_kind = if vae_beside_checkpoint { Some(ModelKind::Vae) } else { found.folder_kind };
+    let kind = folder_kind.unwrap_or(match content {
         Content::Lora { .. } => ModelKind::Lora,
         Content::Vae => ModelKind::Vae,
         Content::Embedding { .. } => ModelKind::Embedding,

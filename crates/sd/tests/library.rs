@@ -171,6 +171,7 @@ fn a1111_tree(root: &Path) {
     // A LoRA dropped among checkpoints: listed as a checkpoint that says what it is.
     write_sd1_lora(&sd.join("misplaced_lora.safetensors"), 99);
     fs::write(sd.join("notes.txt"), "not a model").unwrap();
+    write_vae(&sd.join("tiny_sd1.vae.safetensors"));
     write_sd1_lora(&m.join("Lora/style/Detail.safetensors"), 1);
     write_sdxl_lora(&m.join("Lora/xl_lora.safetensors"), &"ab".repeat(32));
     write_sdxl_loha(&m.join("LyCORIS/loha.safetensors"));
@@ -284,6 +285,8 @@ fn a1111_tree_kinds_architectures_and_names() {
         assert!(matches!(e.status, EntryStatus::Unreadable(_)), "{name}: {:?}", e.status);
     }
 
+    let beside = entry(&library, ModelKind::Vae, "tiny_sd1.vae");
+    assert_eq!(beside.status, EntryStatus::Usable);
     let vae = entry(&library, ModelKind::Vae, "vae-ft-mse");
     assert_eq!((vae.arch, &vae.status), (None, &EntryStatus::Usable));
     let easy = entry(&library, ModelKind::Embedding, "EasyNegative");
@@ -298,7 +301,7 @@ fn a1111_tree_kinds_architectures_and_names() {
     let all = names(&library);
     assert!(!all.iter().any(|(_, n)| n.contains("hidden") || n.contains("cn") || n == "notes"));
     assert_eq!(all.iter().filter(|(_, n)| n.ends_with("Detail")).count(), 1, "{all:?}");
-    assert_eq!(library.entries().len(), 15, "{all:#?}");
+    assert_eq!(library.entries().len(), 16, "{all:#?}");
 
     // Lookup by name: stem, subfolder path, case-insensitive, with extension.
     let by_name = |name: &str, kind| library.find_by_name(name, kind).map(|e| e.name.as_str());
@@ -332,8 +335,10 @@ fn comfyui_and_plain_folders() {
     let shared = dir.path().join("shared").join("Lora");
     write_sdxl_loha(&shared.join("shared_loha.safetensors"));
     let missing = dir.path().join("does-not-exist");
+    let diffusers_root = fixture("tiny_sd1_diffusers");
 
-    let library = Library::scan(&[comfy.clone(), plain.clone(), shared.clone(), missing]);
+    let library =
+        Library::scan(&[comfy.clone(), plain.clone(), shared.clone(), missing, diffusers_root]);
     let layouts: Vec<RootLayout> = library.roots().iter().map(|r| r.layout).collect();
     assert_eq!(
         layouts,
@@ -341,7 +346,8 @@ fn comfyui_and_plain_folders() {
             RootLayout::ComfyUi,
             RootLayout::Plain,
             RootLayout::KindFolder(ModelKind::Lora),
-            RootLayout::Missing
+            RootLayout::Missing,
+            RootLayout::DiffusersModel,
         ]
     );
 
@@ -351,6 +357,8 @@ fn comfyui_and_plain_folders() {
     assert_eq!(diffusers.format, FileFormat::DiffusersFolder);
     assert_eq!(diffusers.arch, Some(ModelArch::Sd1));
     assert_eq!(diffusers.status, EntryStatus::Usable);
+    // Reached through the ComfyUI symlink and as a root of its own: listed once.
+    assert_eq!(library.list(ModelKind::Checkpoint, "diffusers").len(), 1);
     assert_eq!(entry(&library, ModelKind::Lora, "Detail").arch, Some(ModelArch::Sd1));
     assert_eq!(entry(&library, ModelKind::Vae, "vae").status, EntryStatus::Usable);
     assert_eq!(entry(&library, ModelKind::Embedding, "negXL").arch, Some(ModelArch::Sdxl));
@@ -388,13 +396,13 @@ fn hashes_match_sha256sum_and_a1111_rules() {
     let mut library = Library::scan(std::slice::from_ref(&root));
     let jobs = library.missing_hashes();
     // Every safetensors file that could be read; pickles and unreadable files are never hashed.
-    assert_eq!(jobs.len(), 10, "{jobs:#?}");
+    assert_eq!(jobs.len(), 11, "{jobs:#?}");
     assert!(jobs.windows(2).all(|w| w[0].key.size_bytes <= w[1].key.size_bytes));
 
     let (cache, report, events) = run_worker(&library, HashCache::load(&cache_file).unwrap());
-    assert_eq!((report.files_hashed, report.failed, report.cancelled), (10, 0, false));
+    assert_eq!((report.files_hashed, report.failed, report.cancelled), (11, 0, false));
     assert_eq!(report.cache_error, None);
-    assert!(matches!(events.first(), Some(HashEvent::Started { files_total: 10, .. })));
+    assert!(matches!(events.first(), Some(HashEvent::Started { files_total: 11, .. })));
     assert!(matches!(events.last(), Some(HashEvent::Finished(r)) if r == &report));
     let last_progress = events.iter().rev().find_map(|e| match e {
         HashEvent::Progress { bytes_done, bytes_total, .. } => Some((*bytes_done, *bytes_total)),
@@ -405,7 +413,7 @@ fn hashes_match_sha256sum_and_a1111_rules() {
         library.apply_event(event);
     }
     assert!(library.missing_hashes().is_empty());
-    assert_eq!(cache.len(), 10);
+    assert_eq!(cache.len(), 11);
     assert!(cache_file.is_file());
 
     // Checkpoints: `Model hash` = first 10 hex of the whole-file sha256.
