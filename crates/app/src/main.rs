@@ -1,3 +1,25 @@
 //! The `pentimento` binary: the editor and its headless subcommands.
 
-fn main() {}
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let Some(command) = args.command else {
+        eprintln!(
+            "error: the editor window is not built yet; use a subcommand (see `pentimento --help`)"
+        );
+        return ExitCode::from(2);
+    };
+    match cli::run(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line: the error and its causes, joined.
+            eprintln!("error: {}", format!("{error:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -423,6 +423,9 @@ impl Document {
         });
         match result {
             Ok((_, change)) => {
+                if let Resolved::Layer(id) = resolved {
+                    self.cache.set_stroke_layer(self.state.layer_index(id));
+                }
                 self.stroke = Some(stroke);
                 Ok(change)
             }
@@ -449,6 +452,7 @@ impl Document {
     /// Ends the stroke; commits its transaction if the stroke opened it.
     pub fn end_stroke(&mut self) -> Result<Change, DocError> {
         let stroke = self.stroke.take().ok_or(DocError::NoStroke)?;
+        self.cache.set_stroke_layer(None);
         if stroke.owns_txn {
             self.commit()
         } else {

@@ -1,22 +1,30 @@
 //! Compositing the visible layers, with a per-tile cache invalidated by dirty rects.
 
+use std::collections::HashMap;
+
 use raster::blend::blend_row;
 use raster::{Image, Rect, Rgba8, TILE_SIZE, TileCoord, TiledImage};
 use rayon::prelude::*;
 
-use crate::Document;
 use crate::history::DocState;
+use crate::{Document, Layer};
 
 /// Renders the composite of `rect` (canvas pixels) into a new straight-alpha image over
 /// transparent. Pixels outside the canvas are transparent.
 pub(crate) fn render_region(state: &DocState, rect: Rect) -> Image<Rgba8> {
     let mut out = Image::new(rect.width, rect.height);
+    blend_layers(state, &state.layers, rect, &mut out);
+    out
+}
+
+/// Blends `layers` (bottom to top) over `out`, which holds the composite of `rect` so far.
+fn blend_layers(state: &DocState, layers: &[Layer], rect: Rect, out: &mut Image<Rgba8>) {
     let canvas = Rect::from_size(state.width, state.height);
     let area = rect.intersect(&canvas);
     if area.is_empty() {
-        return out;
+        return;
     }
-    for layer in state.layers.iter().filter(|l| l.props.visible && l.props.opacity > 0.0) {
+    for layer in layers.iter().filter(|l| l.props.visible && l.props.opacity > 0.0) {
         let (ox, oy) = (layer.offset_x, layer.offset_y);
         let lr = layer.canvas_bounds().intersect(&area);
         if lr.is_empty() {
@@ -44,7 +52,17 @@ pub(crate) fn render_region(state: &DocState, rect: Rect) -> Image<Rgba8> {
             }
         }
     }
-    out
+}
+
+/// While a stroke paints layer `layer_index`, nothing below it changes (commands are refused
+/// during a stroke), so the composite of the layers below is computed once per canvas tile and
+/// reused by every dab. The result is byte-identical to a full render: compositing runs bottom
+/// to top with the same rounding either way.
+#[derive(Debug)]
+struct BelowCache {
+    layer_index: usize,
+    /// Per canvas tile: the composite of the layers below over the tile's canvas rect.
+    tiles: HashMap<TileCoord, Image<Rgba8>>,
 }
 
 /// The cached composite: one tile grid over the canvas and, per tile, the part still to be
@@ -54,6 +72,7 @@ pub(crate) struct CompositeCache {
     image: TiledImage<Rgba8>,
     invalid: Vec<Rect>,
     cols: u32,
+    below: Option<BelowCache>,
 }
 
 impl CompositeCache {
@@ -66,7 +85,7 @@ impl CompositeCache {
                 (0..cols).map(move |col| TileCoord { col, row }.rect().intersect(&bounds))
             })
             .collect();
-        Self { image, invalid, cols }
+        Self { image, invalid, cols, below: None }
     }
 
     fn slot(&self, c: TileCoord) -> usize {
@@ -97,10 +116,40 @@ impl CompositeCache {
         if jobs.is_empty() {
             return;
         }
-        let rendered: Vec<(TileCoord, Rect, Image<Rgba8>)> = if jobs.len() == 1 {
-            jobs.into_iter().map(|(c, r)| (c, r, render_region(state, r))).collect()
-        } else {
-            jobs.into_par_iter().map(|(c, r)| (c, r, render_region(state, r))).collect()
+        let rendered: Vec<(TileCoord, Rect, Image<Rgba8>)> = match &mut self.below {
+            Some(below) if below.layer_index < state.layers.len() => {
+                let k = below.layer_index;
+                let canvas = self.image.bounds();
+                let missing: Vec<TileCoord> =
+                    jobs.iter().map(|(c, _)| *c).filter(|c| !below.tiles.contains_key(c)).collect();
+                let fresh: Vec<(TileCoord, Image<Rgba8>)> = missing
+                    .into_par_iter()
+                    .map(|c| {
+                        let r = c.rect().intersect(&canvas);
+                        let mut img = Image::new(r.width, r.height);
+                        blend_layers(state, state.layers.get(..k).unwrap_or(&[]), r, &mut img);
+                        (c, img)
+                    })
+                    .collect();
+                below.tiles.extend(fresh);
+                let tiles = &below.tiles;
+                let above = state.layers.get(k..).unwrap_or(&[]);
+                jobs.into_par_iter()
+                    .map(|(c, r)| {
+                        let origin = c.rect();
+                        let mut out = match tiles.get(&c) {
+                            Some(base) => base.crop(r.translated(-origin.x, -origin.y)),
+                            None => Image::new(r.width, r.height),
+                        };
+                        blend_layers(state, above, r, &mut out);
+                        (c, r, out)
+                    })
+                    .collect()
+            }
+            _ if jobs.len() == 1 => {
+                jobs.into_iter().map(|(c, r)| (c, r, render_region(state, r))).collect()
+            }
+            _ => jobs.into_par_iter().map(|(c, r)| (c, r, render_region(state, r))).collect(),
         };
         for (coord, r, img) in rendered {
             let slot = self.slot(coord);
@@ -123,6 +172,12 @@ impl CompositeCache {
 
     pub fn image(&self) -> &TiledImage<Rgba8> {
         &self.image
+    }
+
+    /// Starts (`Some(index)`) or ends (`None`) reuse of the composite below the painted layer.
+    pub fn set_stroke_layer(&mut self, layer_index: Option<usize>) {
+        self.below =
+            layer_index.map(|layer_index| BelowCache { layer_index, tiles: HashMap::new() });
     }
 }
 

@@ -333,6 +333,7 @@ impl Document {
     /// An empty transaction records nothing.
     pub fn commit(&mut self) -> Result<Change, DocError> {
         self.stroke = None;
+        self.cache.set_stroke_layer(None);
         let txn = self.txn.take().ok_or(DocError::NoTransaction)?;
         let layers_changed = txn.structure_changed;
         if !txn.items.is_empty() {
@@ -344,6 +345,7 @@ impl Document {
     /// Reverts everything done since [`Document::begin`] and closes the transaction.
     pub fn cancel(&mut self) -> Result<Change, DocError> {
         self.stroke = None;
+        self.cache.set_stroke_layer(None);
         let mut txn = self.txn.take().ok_or(DocError::NoTransaction)?;
         let mut change = Change { layers_changed: txn.structure_changed, ..Change::default() };
         for item in txn.items.iter_mut().rev() {

@@ -39,8 +39,6 @@ pub enum DocError {
     TransactionOpen(String),
     #[error("no transaction is open")]
     NoTransaction,
-    #[error("{0} is not supported yet")]
-    NotSupportedYet(&'static str),
     #[error("no stroke is in progress")]
     NoStroke,
 }

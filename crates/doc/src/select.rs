@@ -155,12 +155,15 @@ fn combine(
     out
 }
 
-/// Softens a coverage image: Gaussian blur with σ = `feather_px`.
+/// Softens a coverage image: Gaussian blur with σ = `feather_px` (the same kernel rule as
+/// A1111's mask blur, so a feathered selection used as a mask behaves alike).
 fn feather(img: &Image<Gray8>, feather_px: f32) -> Result<Image<Gray8>, DocError> {
     if feather_px <= 0.0 {
         return Ok(img.clone());
     }
-    Err(DocError::NotSupportedYet("feathered selection"))
+    let sigma = f64::from(feather_px);
+    raster::blur::gaussian_blur_a1111(img, sigma, sigma)
+        .map_err(|e| DocError::InvalidParameter { name: "feather_px", reason: e.to_string() })
 }
 
 fn replace_selection(ctx: &mut Ctx<'_>, new: Option<TiledImage<Gray8>>, dirty: Rect) {

@@ -625,3 +625,80 @@ fn from_parts_validates() {
     let ch = d.apply(Command::AddLayer { name: "n".into(), index: Some(0) }).unwrap();
     assert_eq!(ch.created_layer, Some(LayerId::from_raw(10)));
 }
+
+#[test]
+fn feathered_selection_is_soft_and_symmetric() {
+    let mut d = doc(64, 64);
+    d.apply(Command::Select {
+        shape: SelectShape::Rect(Rect::new(16, 16, 32, 32)),
+        op: SelectOp::Replace,
+        feather_px: 4.0,
+    })
+    .unwrap();
+    let s = d.selection().unwrap();
+    assert_eq!(s.get(32, 32), 255);
+    assert_eq!(s.get(2, 2), 0);
+    let edge = s.get(16, 32);
+    assert!(edge > 100 && edge < 160, "{edge}");
+    assert_eq!(s.get(16, 32), s.get(47, 32));
+    assert!(s.get(13, 32) > 0 && s.get(13, 32) < edge);
+}
+
+#[test]
+fn composite_during_a_stroke_equals_a_fresh_render() {
+    let mut d = Document::new(160, 130, Some([200, 190, 180, 255])).unwrap();
+    let modes = [
+        BlendMode::Multiply,
+        BlendMode::Screen,
+        BlendMode::Normal,
+        BlendMode::Overlay,
+        BlendMode::Difference,
+    ];
+    for (i, mode) in modes.iter().enumerate() {
+        let mut img = Image::new(100, 90);
+        for (n, p) in img.pixels_mut().iter_mut().enumerate() {
+            let v = (n as u32).wrapping_mul(2654435761).wrapping_add(i as u32 * 977);
+            *p = [(v >> 3) as u8, (v >> 11) as u8, (v >> 19) as u8, 40 + (v % 200) as u8];
+        }
+        let id = d
+            .apply(Command::AddLayerFromImage {
+                image: img,
+                x: 10 * i as i32,
+                y: 7 * i as i32,
+                name: format!("l{i}"),
+                record: None,
+                index: None,
+            })
+            .unwrap()
+            .created_layer
+            .unwrap();
+        let props =
+            LayerProps { blend_mode: *mode, opacity: 0.8, ..d.layer(id).unwrap().props.clone() };
+        d.apply(Command::SetLayerProps { id, props }).unwrap();
+    }
+    let middle = d.layers()[3].id();
+    d.set_active_layer(middle).unwrap();
+    let full = d.bounds();
+    let _ = d.composite_region(full);
+    let brush = Brush {
+        size_px: 24.0,
+        hardness: 0.5,
+        opacity: 0.7,
+        flow: 0.5,
+        color: [10, 200, 90, 255],
+        ..Brush::default()
+    };
+    let ch = d.begin_stroke(PaintTarget::ActiveLayer, brush, StrokePoint::new(5.0, 5.0)).unwrap();
+    let _ = d.composite_region(ch.composite_bounds());
+    for i in 1..30 {
+        let p = StrokePoint::new(5.0 + i as f32 * 5.0, 5.0 + (i as f32 * 0.7).sin() * 40.0 + 50.0);
+        let ch = d.stroke_to(p).unwrap();
+        let part = d.composite_region(ch.composite_bounds());
+        assert_eq!(part, d.render_region(ch.composite_bounds()));
+        if i % 10 == 0 {
+            assert_eq!(d.composite_region(full), d.render_composite());
+        }
+    }
+    d.end_stroke().unwrap();
+    assert_eq!(d.composite_region(full), d.render_composite());
+}

@@ -180,7 +180,7 @@ fn run(d: &mut Document, op: &Op) {
             };
             let op = [SelectOp::Replace, SelectOp::Add, SelectOp::Subtract, SelectOp::Intersect]
                 [op as usize];
-            Command::Select { shape, op, feather_px: 0.0 }
+            Command::Select { shape, op, feather_px: f32::from(kind % 2) * 1.5 }
         }
         Op::SelectAll => Command::SelectAll,
         Op::SelectNone => Command::SelectNone,

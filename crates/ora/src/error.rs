@@ -52,6 +52,8 @@ pub enum OraError {
     MissingRecord { layer: String, id: String },
     #[error("{what} is {width}×{height} px but the canvas is {canvas_width}×{canvas_height} px")]
     SizeMismatch { what: String, width: u32, height: u32, canvas_width: u32, canvas_height: u32 },
+    #[error("the file does not make a valid document: {0}")]
+    Document(#[from] doc::DocError),
     #[error("cannot write: {0}")]
     InvalidStack(String),
 }

@@ -10,7 +10,8 @@
 //! entries under `pentimento/` (the inpaint mask, the selection, the layers' generation
 //! records).
 //!
-//! This crate is the *format layer*: [`OraStack`] and [`OraLayer`] are plain types that mirror
+//! [`open_document`] and [`save_document`] convert to and from [`doc::Document`]. Underneath,
+//! this crate is a *format layer*: [`OraStack`] and [`OraLayer`] are plain types that mirror
 //! the file. Reading is bounded by [`Limits`], so a hostile file yields an [`OraError`] rather
 //! than a panic or an unbounded allocation. Saving ([`OraStack::save`]) is atomic.
 //!
@@ -18,6 +19,7 @@
 //! lists the top layer first; the reader and writer convert.
 
 mod composite;
+mod document;
 mod error;
 mod limits;
 mod png_io;
@@ -29,6 +31,7 @@ mod write;
 mod xml;
 
 pub use composite::{blend_mode, composite};
+pub use document::{document_from_stack, open_document, save_document, stack_from_document};
 pub use error::OraError;
 pub use limits::Limits;
 pub use read::read_merged_image;

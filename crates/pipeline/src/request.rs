@@ -1,7 +1,10 @@
 //! What the user asked for, frozen: everything a generation needs except the model weights.
 
 use raster::{Gray8, Image, Rect, Rgba8};
+use sampling::{SamplerKind, Schedule};
 use serde::{Deserialize, Serialize};
+
+use crate::generate::PipelineError;
 
 /// Where the model looks when inpainting.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,12 +121,89 @@ pub struct InitImage {
     pub strength: f32,
 }
 
-/// The number of steps img2img runs, and from which schedule index: k = floor(s·N + 1e-6)
-/// steps starting at index N − k (product.md §3). Returns `(k, start_index)`.
-pub fn img2img_steps(strength: f32, steps: u32) -> (u32, u32) {
-    let k = (f64::from(strength.clamp(0.0, 1.0)) * f64::from(steps) + 1e-6).floor() as u32;
-    let k = k.min(steps);
-    (k, steps - k)
+/// Everything one generation needs except the model: frozen at submit time.
+#[derive(Clone, Debug)]
+pub struct GenerationRequest {
+    pub prompt: String,
+    pub negative_prompt: String,
+    /// Output size in pixels (multiples of 8).
+    pub width: u32,
+    pub height: u32,
+    pub steps: u32,
+    pub cfg_scale: f32,
+    /// Image i of the batch uses `seed + i`.
+    pub seed: u64,
+    pub batch_size: u32,
+    pub sampler: SamplerKind,
+    pub schedule: Schedule,
+    /// 1 = last layer; SDXL ignores it, as A1111 does.
+    pub clip_skip: u32,
+    pub init: Option<InitImage>,
+    pub inpaint: Option<InpaintOptions>,
+}
+
+/// Largest side accepted, in pixels: beyond this a CPU generation would take hours and the
+/// latents alone gigabytes.
+pub const MAX_SIDE_PX: u32 = 8192;
+
+impl GenerationRequest {
+    /// A txt2img request with A1111's usual defaults (20 steps, CFG 7, Euler a, normal).
+    pub fn txt2img(prompt: impl Into<String>, width: u32, height: u32, seed: u64) -> Self {
+        Self {
+            prompt: prompt.into(),
+            negative_prompt: String::new(),
+            width,
+            height,
+            steps: 20,
+            cfg_scale: 7.0,
+            seed,
+            batch_size: 1,
+            sampler: SamplerKind::EulerAncestral,
+            schedule: Schedule::Normal,
+            clip_skip: 1,
+            init: None,
+            inpaint: None,
+        }
+    }
+
+    /// Rejects requests the pipeline cannot run, with a message saying what to change.
+    pub fn validate(&self) -> Result<(), PipelineError> {
+        let bad = |m: String| Err(PipelineError::InvalidRequest(m));
+        if self.width == 0
+            || self.height == 0
+            || !self.width.is_multiple_of(8)
+            || !self.height.is_multiple_of(8)
+        {
+            return bad(format!(
+                "size {}x{} must be positive multiples of 8",
+                self.width, self.height
+            ));
+        }
+        if self.width > MAX_SIDE_PX || self.height > MAX_SIDE_PX {
+            return bad(format!(
+                "size {}x{} exceeds {MAX_SIDE_PX} px per side",
+                self.width, self.height
+            ));
+        }
+        if self.steps == 0 || self.steps > 1000 {
+            return bad(format!("steps must be between 1 and 1000, got {}", self.steps));
+        }
+        if !self.cfg_scale.is_finite() {
+            return bad("CFG scale must be a number".into());
+        }
+        if self.batch_size == 0 || self.batch_size > 64 {
+            return bad(format!("batch size must be between 1 and 64, got {}", self.batch_size));
+        }
+        if let Some(init) = &self.init {
+            if !(0.0..=1.0).contains(&init.strength) {
+                return bad(format!("strength must be between 0 and 1, got {}", init.strength));
+            }
+            if init.image.width() == 0 || init.image.height() == 0 {
+                return bad("the init image is empty".into());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A1111 runs `int(s·N) + 1` steps for img2img (capped at N); the strength that makes our rule
@@ -141,22 +221,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn strength_rule_floors_with_tolerance() {
-        assert_eq!(img2img_steps(0.8, 20), (16, 4));
-        assert_eq!(img2img_steps(0.75, 20), (15, 5));
-        // 0.7 * 10 = 6.999999... in binary: the epsilon keeps it at 7.
-        assert_eq!(img2img_steps(0.7, 10), (7, 3));
-        assert_eq!(img2img_steps(1.0, 20), (20, 0));
-        assert_eq!(img2img_steps(0.0, 20), (0, 20));
-        assert_eq!(img2img_steps(0.04, 20), (0, 20));
-    }
-
-    #[test]
     fn a1111_strength_maps_to_the_same_step_count() {
         // A1111 at 0.75 × 20 runs 16 steps; we need 0.8.
-        let s = strength_for_a1111_steps(0.75, 20);
-        assert_eq!(img2img_steps(s, 20).0, 16);
-        assert_eq!(img2img_steps(strength_for_a1111_steps(1.0, 20), 20).0, 20);
+        let run = |s: f32, n: u32| {
+            sampling::img2img_start(n as usize, f64::from(s)).unwrap().steps_to_run
+        };
+        // A1111 at 0.75 × 20 runs int(15) + 1 = 16 steps.
+        assert_eq!(run(strength_for_a1111_steps(0.75, 20), 20), 16);
+        assert_eq!(run(strength_for_a1111_steps(1.0, 20), 20), 20);
+        assert_eq!(run(strength_for_a1111_steps(0.5, 8), 8), 5);
     }
 
     #[test]

@@ -1,23 +1,25 @@
 //! Runs the model benchmark until `pentimento bench` exposes it:
-//! `cargo run --release -p pentimento-sd --example bench -- [sd15|sdxl|attention] [--repeats N]
+//! `cargo run --release -p pentimento-sd --example bench -- [sd15|sdxl|attention|conv] [--repeats N]
 //! [--only text|unet|vae]`. Prints one JSON object per line.
 
 #![allow(clippy::print_stdout, reason = "a command-line tool printing its results")]
 
 use candle_core::Device;
-use pentimento_sd::bench::{BenchModel, BenchOptions, bench_attention, run_bench};
+use pentimento_sd::bench::{BenchModel, BenchOptions, bench_attention, bench_conv, run_bench};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut options = BenchOptions::default();
     let mut models = Vec::new();
     let mut attention = false;
+    let mut conv = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "sd15" => models.push(BenchModel::Sd15),
             "sdxl" => models.push(BenchModel::Sdxl),
             "attention" => attention = true,
+            "conv" => conv = true,
             "--repeats" => options.repeats = it.next().ok_or("--repeats N")?.parse()?,
             "--batch" => options.batch = it.next().ok_or("--batch N")?.parse()?,
             "--only" => {
@@ -35,6 +37,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!(
                 "{{\"attention\": \"{tokens} tokens x {channels} ch\", \"blocked_gemm_s\": {blocked:.3}, \
                  \"candle_flash_s\": {flash:.3}, \"max_abs_diff\": {diff:e}}}"
+            );
+        }
+    }
+    if conv {
+        for (batch, channels, size) in [(2, 320, 64), (2, 1280, 16), (1, 128, 512)] {
+            let (ours, candle, diff) = bench_conv(batch, channels, size)?;
+            println!(
+                "{{\"conv3x3\": \"{batch}x{channels}x{size}x{size}\", \"im2col_s\": {ours:.3}, \
+                 \"candle_s\": {candle:.3}, \"max_abs_diff\": {diff:e}}}"
             );
         }
     }

@@ -305,3 +305,21 @@ pub fn bench_attention(tokens: usize, channels: usize) -> Result<(f64, f64, f32)
     let diff = (blocked - flash)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
     Ok((blocked_seconds, flash_seconds, diff))
 }
+
+/// Times one 3×3 convolution (`channels` → `channels`, `[batch, channels, size, size]`) with
+/// Pentimento's im2col path and with candle's conv2d; returns (im2col s, candle s, max |diff|).
+pub fn bench_conv(batch: usize, channels: usize, size: usize) -> Result<(f64, f64, f32)> {
+    let device = Device::Cpu;
+    let source = RandomWeights { seed: 9 };
+    let weights = Weights::new(&source, DType::F32, device.clone());
+    let conv = crate::nn::Conv2d::load(&weights.pp("conv"), channels, channels, 3, 1, 1)?;
+    let x = random_normal(&[batch, channels, size, size], 8, &device)?;
+    let start = Instant::now();
+    let ours = conv.forward_im2col(&x)?;
+    let ours_seconds = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let theirs = conv.forward_candle(&x)?;
+    let candle_seconds = start.elapsed().as_secs_f64();
+    let diff = (ours - theirs)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+    Ok((ours_seconds, candle_seconds, diff))
+}

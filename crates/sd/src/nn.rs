@@ -3,6 +3,7 @@
 
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::{Conv2dConfig, GroupNorm, LayerNorm};
+use rayon::prelude::*;
 
 use crate::checkpoint::Weights;
 use crate::error::Result;
@@ -55,6 +56,11 @@ impl Linear {
 #[derive(Clone)]
 pub(crate) struct Conv2d {
     inner: candle_nn::Conv2d,
+    /// The kernel as a `[c_out, c_in·k·k]` matrix for the im2col path.
+    weight_2d: Tensor,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
 }
 
 impl Conv2d {
@@ -69,10 +75,102 @@ impl Conv2d {
         let weight = w.get("weight", &[out, inp, kernel, kernel])?;
         let bias = w.get("bias", &[out])?;
         let config = Conv2dConfig { padding, stride, ..Conv2dConfig::default() };
-        Ok(Self { inner: candle_nn::Conv2d::new(weight, Some(bias), config) })
+        let weight_2d = weight.reshape((out, inp * kernel * kernel))?;
+        Ok(Self {
+            inner: candle_nn::Conv2d::new(weight, Some(bias), config),
+            weight_2d,
+            kernel,
+            stride,
+            padding,
+        })
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 && self.kernel > 1 {
+            return self.forward_im2col(x);
+        }
+        Ok(self.inner.forward(x)?)
+    }
+
+    /// The im2col convolution: per image and per tile of output rows, the patch matrix
+    /// `[c_in·k·k, pixels]` is built row by row (each row a shifted copy of one input plane, so
+    /// the copies are contiguous), then one GEMM with the kernel in its stored layout writes the
+    /// NCHW output directly. Tiles bound the patch matrix to ~64 MiB at any image size.
+    pub(crate) fn forward_im2col(&self, x: &Tensor) -> Result<Tensor> {
+        const TILE_ELEMENTS: usize = 16 * 1024 * 1024;
+        let (batch, c_in, height, width) = x.dims4()?;
+        let (k, stride, pad) = (self.kernel, self.stride, self.padding);
+        let c_out = self.weight_2d.dim(0)?;
+        let patch_rows = c_in * k * k;
+        if self.weight_2d.dim(1)? != patch_rows || height + 2 * pad < k || width + 2 * pad < k {
+            return Ok(self.inner.forward(x)?);
+        }
+        let out_h = (height + 2 * pad - k) / stride + 1;
+        let out_w = (width + 2 * pad - k) / stride + 1;
+        let input = x.flatten_all()?.to_vec1::<f32>()?;
+        let plane = height * width;
+        let rows_per_tile = (TILE_ELEMENTS / (patch_rows * out_w).max(1)).clamp(1, out_h);
+        let mut output = vec![0f32; batch * c_out * out_h * out_w];
+        for (image, out_image) in
+            input.chunks_exact(c_in * plane).zip(output.chunks_exact_mut(c_out * out_h * out_w))
+        {
+            let mut row0 = 0;
+            while row0 < out_h {
+                let rows = rows_per_tile.min(out_h - row0);
+                let pixels = rows * out_w;
+                let mut col = vec![0f32; patch_rows * pixels];
+                col.par_chunks_mut(pixels).enumerate().for_each(|(r, dst)| {
+                    let (c, kh, kw) = (r / (k * k), (r / k) % k, r % k);
+                    let src = image.get(c * plane..(c + 1) * plane).unwrap_or_default();
+                    for (oy_local, dst_row) in dst.chunks_exact_mut(out_w).enumerate() {
+                        let iy = ((row0 + oy_local) * stride + kh).checked_sub(pad);
+                        let Some(src_row) = iy
+                            .filter(|&iy| iy < height)
+                            .and_then(|iy| src.get(iy * width..(iy + 1) * width))
+                        else {
+                            continue;
+                        };
+                        if stride == 1 {
+                            // Output columns whose input column ox + kw - pad is inside the row.
+                            let lo = pad.saturating_sub(kw).min(out_w);
+                            let hi = (width + pad).saturating_sub(kw).clamp(lo, out_w);
+                            let src_lo = (lo + kw).saturating_sub(pad);
+                            if let (Some(d), Some(s)) =
+                                (dst_row.get_mut(lo..hi), src_row.get(src_lo..src_lo + (hi - lo)))
+                            {
+                                d.copy_from_slice(s);
+                            }
+                            continue;
+                        }
+                        for (ox, d) in dst_row.iter_mut().enumerate() {
+                            if let Some(v) =
+                                (ox * stride + kw).checked_sub(pad).and_then(|ix| src_row.get(ix))
+                            {
+                                *d = *v;
+                            }
+                        }
+                    }
+                });
+                let col = Tensor::from_vec(col, (patch_rows, pixels), &Device::Cpu)?;
+                let result = self.weight_2d.matmul(&col)?.flatten_all()?.to_vec1::<f32>()?;
+                for (co, values) in result.chunks_exact(pixels).enumerate() {
+                    let start = co * out_h * out_w + row0 * out_w;
+                    if let Some(dst) = out_image.get_mut(start..start + pixels) {
+                        dst.copy_from_slice(values);
+                    }
+                }
+                row0 += rows;
+            }
+        }
+        let out = Tensor::from_vec(output, (batch, c_out, out_h, out_w), x.device())?;
+        match self.inner.bias() {
+            Some(b) => Ok(out.broadcast_add(&b.reshape((1, c_out, 1, 1))?)?),
+            None => Ok(out),
+        }
+    }
+
+    /// candle's own convolution (for comparison in the bench).
+    pub(crate) fn forward_candle(&self, x: &Tensor) -> Result<Tensor> {
         Ok(self.inner.forward(x)?)
     }
 }

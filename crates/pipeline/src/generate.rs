@@ -1,0 +1,348 @@
+//! txt2img and img2img: noise, sampling with classifier-free guidance, VAE decode.
+//!
+//! The arithmetic follows fidelity.md: image i of a batch draws all its noise from a torch-exact
+//! generator seeded with `seed + i`; the UNet sees `x·c_in` at the non-quantized timestep of σ;
+//! CFG combines the denoised predictions; img2img starts from the VAE posterior mean at
+//! `σ[N − k]` with `k = floor(strength·N + 1e-6)`.
+
+use std::ops::ControlFlow;
+
+use candle_core::{DType, Device, Tensor};
+use raster::resample::{ResampleFilter, resize_rgba};
+use raster::{Image, Rgba8};
+use sampling::{Denoiser, DiscreteSchedule, TorchNoise, sample};
+use sd::{SdError, StableDiffusion};
+
+use crate::conditioning::{Conditioning, PromptTokenizers, chunk_lists, encode_prompt};
+use crate::convert::{LatentSpace, images_to_tensor, latent_preview, tensor_to_images};
+use crate::request::GenerationRequest;
+use sd::prompt::Chunk;
+
+/// Latent pixels (both CFG halves counted) one UNet call may process; bigger batches are split
+/// into groups that run one after the other. Results do not depend on the grouping: every image
+/// draws its noise from its own generator.
+const MAX_LATENT_PIXELS_PER_CALL: usize = 2 * 4 * 64 * 64;
+
+/// Why a generation produced nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error(transparent)]
+    Model(#[from] SdError),
+    #[error(transparent)]
+    Sampling(sampling::Error),
+    #[error("{0}")]
+    Prompt(String),
+}
+
+impl From<sampling::Error> for PipelineError {
+    fn from(e: sampling::Error) -> Self {
+        match e {
+            sampling::Error::Cancelled => PipelineError::Cancelled,
+            other => PipelineError::Sampling(other),
+        }
+    }
+}
+
+impl From<candle_core::Error> for PipelineError {
+    fn from(e: candle_core::Error) -> Self {
+        PipelineError::Model(SdError::Candle(e))
+    }
+}
+
+/// One step done, for progress bars and live previews.
+pub struct StepReport<'a> {
+    /// Steps done so far over the whole request (all groups of the batch), from 1.
+    pub step: u32,
+    pub total: u32,
+    /// Index in the batch of the first image of the group being sampled.
+    pub first_image: usize,
+    denoised: &'a Tensor,
+    space: LatentSpace,
+}
+
+impl StepReport<'_> {
+    /// A cheap colour preview of the current x0 prediction of image `first_image + offset`,
+    /// at latent resolution.
+    pub fn preview(&self, offset: usize) -> Option<Image<Rgba8>> {
+        let latent = self.denoised.get(offset).ok()?;
+        let (_, h, w) = latent.dims3().ok()?;
+        let values = latent.narrow(0, 0, 4).ok()?.flatten_all().ok()?.to_vec1::<f32>().ok()?;
+        Some(latent_preview(&values, h, w, self.space))
+    }
+}
+
+/// The generated images of a request, in batch order (image i used seed + i).
+#[derive(Debug)]
+pub struct Generated {
+    pub images: Vec<Image<Rgba8>>,
+    pub seeds: Vec<u64>,
+}
+
+/// Prompt and negative prompt already split into chunks per text encoder.
+pub struct EncodedPrompts<'a> {
+    pub cond: &'a [Vec<Chunk>],
+    pub uncond: &'a [Vec<Chunk>],
+}
+
+/// Runs a request end to end: tokenizes prompt and negative prompt (A1111 syntax), then
+/// [`generate_with_chunks`].
+pub fn generate(
+    model: &StableDiffusion,
+    request: &GenerationRequest,
+    progress: &mut dyn FnMut(&StepReport<'_>) -> ControlFlow<()>,
+) -> Result<Generated, PipelineError> {
+    let tokenizers = PromptTokenizers::for_model(model)?;
+    let cond = chunk_lists(&tokenizers.tokenize(&request.prompt)?);
+    let uncond = chunk_lists(&tokenizers.tokenize(&request.negative_prompt)?);
+    generate_with_chunks(model, request, &EncodedPrompts { cond: &cond, uncond: &uncond }, progress)
+}
+
+/// Runs txt2img or img2img (inpainting is handled by its own module) for the whole batch.
+pub fn generate_with_chunks(
+    model: &StableDiffusion,
+    request: &GenerationRequest,
+    prompts: &EncodedPrompts<'_>,
+    progress: &mut dyn FnMut(&StepReport<'_>) -> ControlFlow<()>,
+) -> Result<Generated, PipelineError> {
+    request.validate()?;
+    if request.inpaint.is_some() {
+        return Err(PipelineError::InvalidRequest("inpainting is not supported yet".into()));
+    }
+    let clip_skip = request.clip_skip.max(1) as usize;
+    let cond = encode_prompt(model, prompts.cond, clip_skip)?;
+    let uncond = encode_prompt(model, prompts.uncond, clip_skip)?;
+    let schedule = DiscreteSchedule::stable_diffusion();
+    let full_sigmas = schedule.sigmas_for(request.schedule, request.steps as usize)?;
+    let (sigmas, init_latent) = match &request.init {
+        Some(init) => {
+            let start = sampling::img2img_start(request.steps as usize, f64::from(init.strength))?;
+            let sigmas = full_sigmas.get(start.start_index..).unwrap_or(&[]).to_vec();
+            let resized = if (init.image.width(), init.image.height())
+                == (request.width, request.height)
+            {
+                init.image.clone()
+            } else {
+                resize_rgba(&init.image, request.width, request.height, ResampleFilter::Lanczos3)
+                    .map_err(|e| PipelineError::InvalidRequest(e.to_string()))?
+            };
+            let pixels = images_to_tensor(&[&resized], &model.device)?;
+            let z0 = (model.vae.encode_mean(&pixels)? * model.vae.scaling_factor())?;
+            (sigmas, Some(z0))
+        }
+        None => (full_sigmas, None),
+    };
+    let steps_to_run = sigmas.len().saturating_sub(1);
+    let (latent_h, latent_w) = (request.height as usize / 8, request.width as usize / 8);
+    let batch = request.batch_size.max(1) as usize;
+    let group = (MAX_LATENT_PIXELS_PER_CALL / (2 * latent_h * latent_w).max(1)).clamp(1, batch);
+    let groups = batch.div_ceil(group);
+    let total = u32::try_from(steps_to_run * groups).unwrap_or(u32::MAX);
+    let space = if model.arch().is_sdxl() { LatentSpace::Sdxl } else { LatentSpace::Sd1 };
+    let image_conditioning = if model.unet.config().in_channels == 9 {
+        Some(blank_inpaint_conditioning(model, request.width, request.height)?)
+    } else {
+        None
+    };
+
+    let mut images = Vec::with_capacity(batch);
+    let mut done_steps = 0u32;
+    for first in (0..batch).step_by(group) {
+        let count = group.min(batch - first);
+        let first_seed = request.seed.wrapping_add(first as u64);
+        let mut noise =
+            TorchNoise::from_seeds(first_seed, count, &[1, 4, latent_h, latent_w], &model.device);
+        let initial = sampling::NoiseSource::next_noise(&mut noise)?;
+        let sigma_start = sigmas.first().copied().unwrap_or(0.0);
+        let x = match &init_latent {
+            Some(z0) => (z0.repeat((count, 1, 1, 1))? + (initial * sigma_start)?)?,
+            None => (initial * sigma_start)?,
+        };
+        let mut denoiser = CfgDenoiser::new(
+            model,
+            &schedule,
+            &cond,
+            &uncond,
+            request,
+            count,
+            image_conditioning.as_ref(),
+        )?;
+        let mut on_step = |p: sampling::StepProgress<'_>| {
+            done_steps += 1;
+            progress(&StepReport {
+                step: done_steps,
+                total,
+                first_image: first,
+                denoised: p.denoised,
+                space,
+            })
+        };
+        let latents =
+            sample(request.sampler, &mut denoiser, &x, &sigmas, &mut noise, &mut on_step)?;
+        let decoded = model.vae.decode(&(latents / model.vae.scaling_factor())?)?;
+        images.extend(tensor_to_images(&decoded)?);
+    }
+    let seeds = (0..batch as u64).map(|i| request.seed.wrapping_add(i)).collect();
+    Ok(Generated { images, seeds })
+}
+
+/// The 9-channel input of an inpainting UNet when nothing is masked (txt2img, img2img): a mask
+/// of ones and the latent of a grey image, as A1111's `txt2img_image_conditioning`.
+fn blank_inpaint_conditioning(
+    model: &StableDiffusion,
+    width: u32,
+    height: u32,
+) -> Result<Tensor, PipelineError> {
+    let grey = Tensor::zeros((1, 3, height as usize, width as usize), DType::F32, &model.device)?;
+    let masked = (model.vae.encode_mean(&grey)? * model.vae.scaling_factor())?;
+    let (_, _, h, w) = masked.dims4()?;
+    let mask = Tensor::ones((1, 1, h, w), DType::F32, &model.device)?;
+    Ok(Tensor::cat(&[&mask, &masked], 1)?)
+}
+
+/// k-diffusion's CompVis denoiser with classifier-free guidance, as A1111's CFGDenoiser.
+pub(crate) struct CfgDenoiser<'a> {
+    model: &'a StableDiffusion,
+    schedule: &'a DiscreteSchedule,
+    cfg_scale: f64,
+    count: usize,
+    cond_context: Tensor,
+    uncond_context: Tensor,
+    cond_y: Option<Tensor>,
+    uncond_y: Option<Tensor>,
+    /// `[count, 5, h, w]` extra input channels of 9-channel UNets.
+    image_conditioning: Option<Tensor>,
+    /// Inpaint blend: the denoised prediction becomes `z0·(1−m) + m·d` (mask `[1,1,h,w]`).
+    pub(crate) blend: Option<(Tensor, Tensor)>,
+}
+
+impl<'a> CfgDenoiser<'a> {
+    pub(crate) fn new(
+        model: &'a StableDiffusion,
+        schedule: &'a DiscreteSchedule,
+        cond: &Conditioning,
+        uncond: &Conditioning,
+        request: &GenerationRequest,
+        count: usize,
+        image_conditioning: Option<&Tensor>,
+    ) -> Result<Self, PipelineError> {
+        let adm = |c: &Conditioning| -> Result<Option<Tensor>, PipelineError> {
+            match &c.pooled {
+                Some(pooled) => {
+                    let size = (request.height as usize, request.width as usize);
+                    let y = sd::unet::sdxl_adm_vector(pooled, size, (0, 0), size)?;
+                    Ok(Some(y.repeat((count, 1))?))
+                }
+                None => Ok(None),
+            }
+        };
+        Ok(Self {
+            model,
+            schedule,
+            cfg_scale: f64::from(request.cfg_scale),
+            count,
+            cond_context: cond.context.repeat((count, 1, 1))?,
+            uncond_context: uncond.context.repeat((count, 1, 1))?,
+            cond_y: adm(cond)?,
+            uncond_y: adm(uncond)?,
+            image_conditioning: match image_conditioning {
+                Some(c) if c.dim(0)? == count => Some(c.clone()),
+                Some(c) => Some(c.repeat((count, 1, 1, 1))?),
+                None => None,
+            },
+            blend: None,
+        })
+    }
+
+    fn eps(
+        &self,
+        x_in: &Tensor,
+        t: &Tensor,
+        context: &Tensor,
+        y: Option<&Tensor>,
+    ) -> Result<Tensor, PipelineError> {
+        Ok(self.model.unet.forward(x_in, t, context, y)?)
+    }
+
+    fn denoise_inner(&self, x: &Tensor, sigma: f64) -> Result<Tensor, PipelineError> {
+        let c_in = 1.0 / (sigma * sigma + 1.0).sqrt();
+        let t_value = self.schedule.sigma_to_t(sigma) as f32;
+        let mut x_in = (x * c_in)?;
+        if let Some(extra) = &self.image_conditioning {
+            x_in = Tensor::cat(&[&x_in, extra], 1)?;
+        }
+        let same_length = self.cond_context.dim(1)? == self.uncond_context.dim(1)?;
+        let (eps_cond, eps_uncond) = if same_length {
+            // One UNet call for both halves, as A1111 batches them.
+            let both = Tensor::cat(&[&x_in, &x_in], 0)?;
+            let context = Tensor::cat(&[&self.cond_context, &self.uncond_context], 0)?;
+            let y = match (&self.cond_y, &self.uncond_y) {
+                (Some(a), Some(b)) => Some(Tensor::cat(&[a, b], 0)?),
+                _ => None,
+            };
+            let t = Tensor::full(t_value, 2 * self.count, x.device())?;
+            let eps = self.eps(&both, &t, &context, y.as_ref())?;
+            (eps.narrow(0, 0, self.count)?, eps.narrow(0, self.count, self.count)?)
+        } else {
+            let t = Tensor::full(t_value, self.count, x.device())?;
+            (
+                self.eps(&x_in, &t, &self.cond_context, self.cond_y.as_ref())?,
+                self.eps(&x_in, &t, &self.uncond_context, self.uncond_y.as_ref())?,
+            )
+        };
+        let denoised_cond = (x - (eps_cond * sigma)?)?;
+        let denoised_uncond = (x - (eps_uncond * sigma)?)?;
+        let guided = (&denoised_uncond + ((denoised_cond - &denoised_uncond)? * self.cfg_scale)?)?;
+        match &self.blend {
+            Some((mask, z0)) => {
+                let keep = mask.affine(-1.0, 1.0)?;
+                Ok((z0.broadcast_mul(&keep)? + guided.broadcast_mul(mask)?)?)
+            }
+            None => Ok(guided),
+        }
+    }
+}
+
+impl Denoiser for CfgDenoiser<'_> {
+    fn denoise(&mut self, x: &Tensor, sigma: f64) -> Result<Tensor, sampling::Error> {
+        self.denoise_inner(x, sigma).map_err(|e| match e {
+            PipelineError::Cancelled => sampling::Error::Cancelled,
+            other => sampling::Error::Denoiser(Box::new(other)),
+        })
+    }
+}
+
+/// Device helper for callers: `cpu`, `cuda`, `cuda:N`, `metal` → a candle device, with a clear
+/// error when the build lacks the backend.
+pub fn device_from_name(name: &str) -> Result<Device, PipelineError> {
+    let (kind, ordinal) = match name.split_once(':') {
+        Some((k, n)) => (
+            k,
+            n.parse::<usize>().map_err(|_| {
+                PipelineError::InvalidRequest(format!("bad device index in '{name}'"))
+            })?,
+        ),
+        None => (name, 0),
+    };
+    match kind {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Device::new_cuda(ordinal).map_err(|e| {
+            PipelineError::InvalidRequest(format!(
+                "CUDA device {ordinal} is not available ({e}); build with `--features cuda` on a \
+                 machine with an NVIDIA GPU, or use --device cpu"
+            ))
+        }),
+        "metal" => Device::new_metal(ordinal).map_err(|e| {
+            PipelineError::InvalidRequest(format!(
+                "Metal device {ordinal} is not available ({e}); build with `--features metal` on \
+                 macOS, or use --device cpu"
+            ))
+        }),
+        other => Err(PipelineError::InvalidRequest(format!(
+            "unknown device '{other}' (expected cpu, cuda or metal)"
+        ))),
+    }
+}
