@@ -7,6 +7,7 @@ pub mod clip;
 pub mod config;
 mod diffusers;
 pub mod error;
+pub mod library;
 pub mod model;
 mod nn;
 pub mod prompt;
