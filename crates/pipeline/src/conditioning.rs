@@ -4,17 +4,46 @@
 //! concatenated along the token axis.
 
 use candle_core::{D, DType, Device, Tensor};
+use sd::prompt::{CHUNK_LEN, Chunk, NoEmbeddings, PromptChunks, PromptOptions, tokenize_prompt};
+use sd::tokenizer::ClipTokenizer;
 use sd::{SdError, StableDiffusion, TextEncoder};
 
-/// Tokens per encoded chunk: BOS + 75 + EOS.
-pub const CHUNK_TOKENS: usize = 77;
+use crate::generate::PipelineError;
 
-/// One chunk of one text encoder's input: ids (BOS, tokens, padding, EOS) and per-token
-/// emphasis multipliers (1.0 on BOS, EOS and padding).
-#[derive(Clone, Debug, PartialEq)]
-pub struct TokenChunk {
-    pub ids: [u32; CHUNK_TOKENS],
-    pub multipliers: [f32; CHUNK_TOKENS],
+/// The tokenizers of a model's text encoders, in encoder order (SD1: CLIP-L; SDXL: CLIP-L then
+/// OpenCLIP-G, which pads with 0 and cleans text as open_clip does).
+pub struct PromptTokenizers {
+    tokenizers: Vec<ClipTokenizer>,
+}
+
+impl PromptTokenizers {
+    pub fn for_model(model: &StableDiffusion) -> Result<Self, PipelineError> {
+        let make = |r: Result<ClipTokenizer, sd::tokenizer::TokenizerError>| {
+            r.map_err(|e| PipelineError::Prompt(e.to_string()))
+        };
+        let tokenizers = if model.text_encoders.len() == 2 {
+            vec![make(ClipTokenizer::clip_l())?, make(ClipTokenizer::open_clip())?]
+        } else {
+            vec![make(ClipTokenizer::clip_l())?]
+        };
+        Ok(Self { tokenizers })
+    }
+
+    /// The prompt split into chunks for every encoder (A1111 syntax, BREAK, comma backtrack).
+    pub fn tokenize(&self, prompt: &str) -> Result<Vec<PromptChunks>, PipelineError> {
+        self.tokenizers
+            .iter()
+            .map(|t| {
+                tokenize_prompt(prompt, t, &PromptOptions::default(), &NoEmbeddings)
+                    .map_err(|e| PipelineError::Prompt(e.to_string()))
+            })
+            .collect()
+    }
+}
+
+/// The chunk lists of [`PromptTokenizers::tokenize`], as [`encode_prompt`] takes them.
+pub fn chunk_lists(prompt: &[PromptChunks]) -> Vec<Vec<Chunk>> {
+    prompt.iter().map(|p| p.chunks.clone()).collect()
 }
 
 /// What the UNet is conditioned on for one prompt.
@@ -30,7 +59,7 @@ pub struct Conditioning {
 /// SDXL, each tokenized with that encoder's padding rule.
 pub fn encode_prompt(
     model: &StableDiffusion,
-    chunks_per_encoder: &[Vec<TokenChunk>],
+    chunks_per_encoder: &[Vec<Chunk>],
     clip_skip: usize,
 ) -> Result<Conditioning, SdError> {
     let device = &model.device;
@@ -83,13 +112,13 @@ pub fn encode_prompt(
     }
 }
 
-fn chunk_ids(chunk: &TokenChunk, device: &Device) -> Result<Tensor, SdError> {
-    Ok(Tensor::from_slice(&chunk.ids, (1, CHUNK_TOKENS), device)?)
+fn chunk_ids(chunk: &Chunk, device: &Device) -> Result<Tensor, SdError> {
+    Ok(Tensor::from_slice(&chunk.tokens, (1, CHUNK_LEN), device)?)
 }
 
 fn encode_chunks(
     encoder: &TextEncoder,
-    chunks: &[TokenChunk],
+    chunks: &[Chunk],
     device: &Device,
     encode: impl Fn(&TextEncoder, &Tensor) -> Result<Tensor, SdError>,
 ) -> Result<Tensor, SdError> {
@@ -103,17 +132,15 @@ fn encode_chunks(
     Ok(Tensor::cat(&encoded, 1)?)
 }
 
-/// A1111's "Original" emphasis: z·multiplier per token, then the whole chunk rescaled so its
-/// mean equals the mean before weighting. `z`: `[1, 77, C]`.
-pub fn apply_emphasis(z: &Tensor, multipliers: &[f32; CHUNK_TOKENS]) -> Result<Tensor, SdError> {
+/// A1111's "Original" emphasis on one chunk's output `[1, 77, C]` (see
+/// [`sd::prompt::apply_emphasis`]).
+fn apply_emphasis(z: &Tensor, multipliers: &[f32; CHUNK_LEN]) -> Result<Tensor, SdError> {
     if multipliers.iter().all(|&m| m == 1.0) {
         return Ok(z.clone());
     }
-    let z = z.to_dtype(DType::F32)?;
-    let original_mean = z.mean_all()?;
-    let weights = Tensor::from_slice(multipliers, (1, CHUNK_TOKENS, 1), z.device())?;
-    let weighted = z.broadcast_mul(&weights)?;
-    let new_mean = weighted.mean_all()?;
-    let ratio = (original_mean / new_mean)?;
-    Ok(weighted.broadcast_mul(&ratio)?)
+    let (batch, tokens, channels) = z.dims3()?;
+    let mut values = z.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    sd::prompt::apply_emphasis(&mut values, multipliers, channels)
+        .map_err(|e| SdError::InvalidInput(e.to_string()))?;
+    Ok(Tensor::from_vec(values, (batch, tokens, channels), z.device())?.to_dtype(z.dtype())?)
 }

@@ -13,9 +13,10 @@ use raster::{Image, Rgba8};
 use sampling::{Denoiser, DiscreteSchedule, TorchNoise, sample};
 use sd::{SdError, StableDiffusion};
 
-use crate::conditioning::{Conditioning, TokenChunk, encode_prompt};
+use crate::conditioning::{Conditioning, PromptTokenizers, chunk_lists, encode_prompt};
 use crate::convert::{LatentSpace, images_to_tensor, latent_preview, tensor_to_images};
 use crate::request::GenerationRequest;
+use sd::prompt::Chunk;
 
 /// Latent pixels (both CFG halves counted) one UNet call may process; bigger batches are split
 /// into groups that run one after the other. Results do not depend on the grouping: every image
@@ -83,8 +84,21 @@ pub struct Generated {
 
 /// Prompt and negative prompt already split into chunks per text encoder.
 pub struct EncodedPrompts<'a> {
-    pub cond: &'a [Vec<TokenChunk>],
-    pub uncond: &'a [Vec<TokenChunk>],
+    pub cond: &'a [Vec<Chunk>],
+    pub uncond: &'a [Vec<Chunk>],
+}
+
+/// Runs a request end to end: tokenizes prompt and negative prompt (A1111 syntax), then
+/// [`generate_with_chunks`].
+pub fn generate(
+    model: &StableDiffusion,
+    request: &GenerationRequest,
+    progress: &mut dyn FnMut(&StepReport<'_>) -> ControlFlow<()>,
+) -> Result<Generated, PipelineError> {
+    let tokenizers = PromptTokenizers::for_model(model)?;
+    let cond = chunk_lists(&tokenizers.tokenize(&request.prompt)?);
+    let uncond = chunk_lists(&tokenizers.tokenize(&request.negative_prompt)?);
+    generate_with_chunks(model, request, &EncodedPrompts { cond: &cond, uncond: &uncond }, progress)
 }
 
 /// Runs txt2img or img2img (inpainting is handled by its own module) for the whole batch.
@@ -95,6 +109,9 @@ pub fn generate_with_chunks(
     progress: &mut dyn FnMut(&StepReport<'_>) -> ControlFlow<()>,
 ) -> Result<Generated, PipelineError> {
     request.validate()?;
+    if request.inpaint.is_some() {
+        return Err(PipelineError::InvalidRequest("inpainting is not supported yet".into()));
+    }
     let clip_skip = request.clip_skip.max(1) as usize;
     let cond = encode_prompt(model, prompts.cond, clip_skip)?;
     let uncond = encode_prompt(model, prompts.uncond, clip_skip)?;

@@ -5,14 +5,15 @@
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
-use pentimento_pipeline::conditioning::{TokenChunk, encode_prompt};
+use pentimento_pipeline::conditioning::encode_prompt;
+use sd::prompt::Chunk;
 use sd::{Checkpoint, StableDiffusion};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
 
-fn chunks(encoder: &serde_json::Value) -> Vec<TokenChunk> {
+fn chunks(encoder: &serde_json::Value) -> Vec<Chunk> {
     encoder
         .as_array()
         .unwrap()
@@ -30,7 +31,12 @@ fn chunks(encoder: &serde_json::Value) -> Vec<TokenChunk> {
                 .iter()
                 .map(|v| v.as_f64().unwrap() as f32)
                 .collect();
-            TokenChunk { ids: ids.try_into().unwrap(), multipliers: mult.try_into().unwrap() }
+            Chunk {
+                tokens: ids.try_into().unwrap(),
+                multipliers: mult.try_into().unwrap(),
+                prompt_token_count: 0,
+                embeddings: Vec::new(),
+            }
         })
         .collect()
 }
@@ -61,7 +67,7 @@ fn contexts_match_a1111_for_every_prompt_case() {
                 continue;
             }
             let name = case["name"].as_str().unwrap();
-            let per_encoder: Vec<Vec<TokenChunk>> =
+            let per_encoder: Vec<Vec<Chunk>> =
                 case["encoders"].as_array().unwrap().iter().map(chunks).collect();
             let cond = encode_prompt(&model, &per_encoder, 1).unwrap();
             let want = &expected[&format!("{name}.context")];

@@ -180,6 +180,14 @@ fn model_info(path: &Path, kind: FileKind) -> anyhow::Result<serde_json::Value> 
             "{}: pickled PyTorch files are never loaded; convert it to .safetensors",
             path.display()
         ),
-        _ => bail!("{}: info for checkpoints and LoRAs is not supported yet", path.display()),
+        _ => {
+            let checkpoint = sd::Checkpoint::open(path)?;
+            Ok(serde_json::json!({
+                "file": path.display().to_string(),
+                "kind": "checkpoint",
+                "tensors": checkpoint.tensor_count(),
+                "config": checkpoint.config(),
+            }))
+        }
     }
 }

@@ -4,6 +4,7 @@
 mod exif;
 mod flatten;
 mod formats;
+mod generate;
 mod info;
 
 use std::path::PathBuf;
@@ -26,9 +27,12 @@ pub enum Command {
     /// Print what a file holds as JSON: an .ora's layers, sizes, blend modes and records; an
     /// image's size and its A1111 `parameters`.
     Info {
-        /// An .ora project, a PNG/JPEG/WebP image (or, later, a checkpoint or LoRA).
+        /// An .ora project, a PNG/JPEG/WebP image, or a .safetensors checkpoint.
         file: PathBuf,
     },
+    /// Generate images (txt2img, img2img, inpaint) and write `<seed>.png` files carrying A1111
+    /// `parameters`.
+    Generate(Box<generate::GenerateArgs>),
     /// Composite an .ora (or copy an image) to a PNG.
     Flatten {
         /// An .ora project or a PNG/JPEG/WebP image.
@@ -43,5 +47,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Info { file } => info::run(&file),
         Command::Flatten { input, output } => flatten::run(&input, &output),
+        Command::Generate(args) => generate::run(*args),
     }
 }

@@ -125,11 +125,6 @@ pub(super) fn parse_python_float(text: &str) -> Option<f64> {
     } else {
         trimmed.to_owned()
     };
-    if cleaned.starts_with(['+', '-'])
-        && cleaned.get(1..).is_some_and(|r| r.starts_with(['+', '-']))
-    {
-        return None;
-    }
     cleaned.parse::<f64>().ok()
 }
 
@@ -138,8 +133,9 @@ pub(super) fn is_python_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
-/// Python's `\w` on text: letters, numbers and `_` (combining marks are not word characters
-/// there; Rust's `\w` would count them).
+/// Python's `\w` on text: letters, numbers and `_`. (Rust's `is_alphanumeric` also counts the
+/// few combining marks that are Other_Alphabetic; Python does not. Only matters for a BREAK
+/// glued to such a mark.)
 pub(super) fn is_python_word(c: char) -> bool {
     c == '_' || c.is_alphanumeric()
 }

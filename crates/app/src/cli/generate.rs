@@ -1,0 +1,219 @@
+//! `pentimento generate`: one request from the command line, PNGs with A1111 `parameters` out.
+
+use std::io::Write as _;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use candle_core::DType;
+use pipeline::generate::{device_from_name, generate};
+use pipeline::infotext::{ModelIdentity, infotext_for};
+use pipeline::request::{GenerationRequest, InitImage, InpaintArea, InpaintOptions, MaskedContent};
+use raster::{DecodeLimits, PngCompression, Rect, decode_image, encode_png};
+use sampling::{SamplerKind, Schedule};
+use sd::{Checkpoint, StableDiffusion};
+
+/// The flags and defaults of product.md §4.
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// Checkpoint: a single-file .safetensors (SD1.x, SDXL, inpainting).
+    #[arg(long)]
+    model: PathBuf,
+    /// A standalone VAE replacing the checkpoint's.
+    #[arg(long)]
+    vae: Option<PathBuf>,
+    /// A LoRA file with an optional weight, e.g. `style.safetensors:0.8` (repeatable).
+    #[arg(long = "lora", value_name = "PATH[:WEIGHT]")]
+    loras: Vec<String>,
+    #[arg(long)]
+    prompt: String,
+    #[arg(long, default_value = "")]
+    negative: String,
+    /// Width in pixels (multiple of 8); default: the model's native size, or the init image's.
+    #[arg(long)]
+    width: Option<u32>,
+    #[arg(long)]
+    height: Option<u32>,
+    #[arg(long, default_value_t = 20)]
+    steps: u32,
+    #[arg(long, default_value_t = 7.0)]
+    cfg: f32,
+    /// Seed of the first image (image i uses seed + i); random when absent (printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long, default_value_t = 1)]
+    batch: u32,
+    #[arg(long, default_value = "euler_a")]
+    sampler: SamplerKind,
+    #[arg(long, default_value = "normal")]
+    scheduler: Schedule,
+    #[arg(long, default_value_t = 1)]
+    clip_skip: u32,
+    /// Start from this image (img2img / inpaint).
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Denoising strength with --init: floor(strength·steps) steps run.
+    #[arg(long)]
+    strength: Option<f32>,
+    /// Inpaint mask (white = regenerate; alpha if the PNG has real alpha, else luminance).
+    #[arg(long)]
+    mask: Option<PathBuf>,
+    #[arg(long)]
+    invert_mask: bool,
+    #[arg(long, default_value = "whole")]
+    inpaint_area: InpaintArea,
+    #[arg(long, default_value_t = 32)]
+    padding: u32,
+    #[arg(long, default_value_t = 4)]
+    mask_blur: u32,
+    #[arg(long, default_value = "original")]
+    masked_content: MaskedContent,
+    /// Context box X,Y,W,H that the only-masked crop always contains.
+    #[arg(long, value_name = "X,Y,W,H")]
+    context: Option<String>,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Output folder: `<seed+i>.png` per image.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    if let Some(vae) = &args.vae {
+        bail!("--vae {}: standalone VAEs are not supported yet", vae.display());
+    }
+    if let Some(lora) = args.loras.first() {
+        bail!("--lora {lora}: LoRAs are not supported yet");
+    }
+    let device = device_from_name(&args.device)?;
+    let checkpoint = Checkpoint::open(&args.model)?;
+    let native = u32::try_from(checkpoint.config().arch.native_size_px()).unwrap_or(512);
+
+    let limits = DecodeLimits::default();
+    let read_image = |path: &Path| -> anyhow::Result<raster::Image<raster::Rgba8>> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(decode_image(&bytes, &limits).with_context(|| path.display().to_string())?.image)
+    };
+    let init_image = args.init.as_deref().map(read_image).transpose()?;
+    if args.strength.is_some() && init_image.is_none() {
+        bail!("--strength needs --init");
+    }
+    if args.mask.is_some() && init_image.is_none() {
+        bail!("--mask needs --init (the image to inpaint)");
+    }
+    // With an init image the size defaults to the image's, rounded down to multiples of 8.
+    let (default_w, default_h) = match &init_image {
+        Some(img) => ((img.width() / 8 * 8).max(8), (img.height() / 8 * 8).max(8)),
+        None => (native, native),
+    };
+    let seed = args.seed.unwrap_or_else(random_seed);
+    let mut request = GenerationRequest::txt2img(
+        args.prompt.clone(),
+        args.width.unwrap_or(default_w),
+        args.height.unwrap_or(default_h),
+        seed,
+    );
+    request.negative_prompt = args.negative.clone();
+    request.steps = args.steps;
+    request.cfg_scale = args.cfg;
+    request.batch_size = args.batch;
+    request.sampler = args.sampler;
+    request.schedule = args.scheduler;
+    request.clip_skip = args.clip_skip;
+    if let Some(image) = init_image {
+        if let Some(mask_path) = &args.mask {
+            let bytes = std::fs::read(mask_path)
+                .with_context(|| format!("cannot read {}", mask_path.display()))?;
+            let mask = raster::decode_mask(&bytes, &limits)
+                .with_context(|| mask_path.display().to_string())?;
+            if (mask.width(), mask.height()) != (image.width(), image.height()) {
+                bail!(
+                    "the mask is {}x{} but the image is {}x{}",
+                    mask.width(),
+                    mask.height(),
+                    image.width(),
+                    image.height()
+                );
+            }
+            request.inpaint = Some(InpaintOptions {
+                mask,
+                invert_mask: args.invert_mask,
+                area: args.inpaint_area,
+                padding_px: args.padding,
+                mask_blur_px: args.mask_blur,
+                masked_content: args.masked_content,
+                context: args.context.as_deref().map(parse_box).transpose()?,
+            });
+        }
+        request.init = Some(InitImage { image, strength: args.strength.unwrap_or(0.75) });
+    }
+    request.validate()?;
+
+    eprintln!("loading {}", args.model.display());
+    let started = Instant::now();
+    let model = StableDiffusion::load(&checkpoint, &device, DType::F32)?;
+    eprintln!("loaded in {:.1} s; seed {seed}", started.elapsed().as_secs_f64());
+    let started = Instant::now();
+    let generated = generate(&model, &request, &mut |report| {
+        eprint!("\rstep {}/{}", report.step, report.total);
+        let _ = std::io::stderr().flush();
+        ControlFlow::Continue(())
+    })?;
+    eprintln!(
+        "\rgenerated {} image(s) in {:.1} s",
+        generated.images.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let identity = ModelIdentity {
+        name: args.model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        ..ModelIdentity::default()
+    };
+    for (index, (image, image_seed)) in generated.images.iter().zip(&generated.seeds).enumerate() {
+        let info = infotext_for(&request, u32::try_from(index).unwrap_or(u32::MAX), &identity);
+        let png = encode_png(
+            image,
+            &[("parameters".to_owned(), info.to_text())],
+            PngCompression::Balanced,
+        )?;
+        let path = args.out.join(format!("{image_seed}.png"));
+        ora::write_atomically(&path, |file| Ok(file.write_all(&png)?))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println_path(&path);
+    }
+    Ok(())
+}
+
+#[allow(clippy::print_stdout, reason = "the written paths are the command's output")]
+fn println_path(path: &Path) {
+    println!("{}", path.display());
+}
+
+/// A seed in A1111's range (0..2³²−1), from the OS-seeded hasher.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish() % 4_294_967_295
+}
+
+/// `X,Y,W,H` → a rect.
+fn parse_box(text: &str) -> anyhow::Result<Rect> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let [x, y, w, h] = parts.as_slice() else {
+        bail!("--context wants X,Y,W,H, got '{text}'");
+    };
+    let rect = Rect::new(x.parse()?, y.parse()?, w.parse()?, h.parse()?);
+    if rect.is_empty() {
+        bail!("--context {text}: width and height must be positive");
+    }
+    Ok(rect)
+}
