@@ -16,7 +16,7 @@ use crate::error::{Result, SdError};
 
 /// Storage dtype of one tensor as the safetensors header names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoredDtype {
+pub(crate) enum StoredDtype {
     F64,
     F32,
     F16,
