@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -97,7 +97,9 @@ fn refuse_pickle(path: &Path, head: &[u8]) -> Result<()> {
     };
     let magic = match head {
         [b'P', b'K', 3, 4, ..] => Some("a PyTorch zip archive".to_string()),
-        [0x80, protocol, ..] if (2..=5).contains(protocol) => {
+        // A safetensors header length of 0x0280..0x0580 (mod 65536) also starts with these
+        // bytes; its JSON header then starts at byte 8, which a pickle stream never has there.
+        [0x80, protocol, ..] if (2..=5).contains(protocol) && head.get(8) != Some(&b'{') => {
             Some(format!("a pickle stream, protocol {protocol}"))
         }
         _ => None,
@@ -112,12 +114,16 @@ impl SafetensorsFile {
     pub(crate) fn open(path: &Path) -> Result<Self> {
         let io = |source| SdError::Io { path: path.to_path_buf(), source };
         let mut file = File::open(path).map_err(io)?;
-        let mut head = [0u8; 8];
+        // The 8-byte header length plus the first byte of the JSON header.
+        let mut start = [0u8; 9];
         let file_len = file.metadata().map_err(io)?.len();
-        let head_len = usize::try_from(file_len.min(8)).unwrap_or(8);
-        let head_slice = head.get_mut(..head_len).unwrap_or_default();
-        file.read_exact(head_slice).map_err(io)?;
-        refuse_pickle(path, head_slice)?;
+        let start_len = usize::try_from(file_len.min(9)).unwrap_or(9);
+        let start_slice = start.get_mut(..start_len).unwrap_or_default();
+        file.read_exact(start_slice).map_err(io)?;
+        refuse_pickle(path, start_slice)?;
+        file.seek(std::io::SeekFrom::Start(start_len.min(8) as u64)).map_err(io)?;
+        let mut head = [0u8; 8];
+        head.copy_from_slice(start.get(..8).unwrap_or(&[0; 8]));
         let truncated = |detail: String| SdError::Truncated { path: path.to_path_buf(), detail };
         let bad = |detail: String| SdError::BadHeader { path: path.to_path_buf(), detail };
         if file_len < 8 {
