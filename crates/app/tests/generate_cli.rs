@@ -138,3 +138,15 @@ fn user_errors_exit_non_zero_with_one_line() {
     assert_eq!(String::from_utf8_lossy(&not_a_model.stderr).trim().lines().count(), 1);
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "nothing written on error");
 }
+
+#[test]
+fn info_describes_a_checkpoint() {
+    let result =
+        pentimento(&["info", fixtures().join("models/tiny_sdxl.safetensors").to_str().unwrap()]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(json["kind"], "checkpoint");
+    assert_eq!(json["config"]["arch"], "sdxl");
+    assert_eq!(json["config"]["unet"]["adm_in_channels"], 1576);
+    assert_eq!(json["config"]["text_encoders"][1]["layout"], "open_clip");
+}
