@@ -12,7 +12,12 @@ fn fixtures() -> PathBuf {
 }
 
 fn pentimento(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_pentimento")).args(args).output().unwrap()
+    let cache = std::env::temp_dir().join("pentimento-test-cache");
+    Command::new(env!("CARGO_BIN_EXE_pentimento"))
+        .args(args)
+        .env("PENTIMENTO_CACHE_DIR", cache)
+        .output()
+        .unwrap()
 }
 
 fn png(path: &Path) -> (Image<Rgba8>, Vec<(String, String)>) {
@@ -66,6 +71,9 @@ fn txt2img_batch_writes_one_png_per_seed_matching_the_reference() {
         assert!(params.starts_with("a red fox in a snowy forest, highly detailed\nSteps: 8, "));
         assert!(params.contains("Sampler: Euler a, "), "{params}");
         assert!(params.contains(&format!("Seed: {seed}, Size: 64x64")), "{params}");
+        // sha256 of tiny_sd1.safetensors starts d6f16c30 (hashlib, tests/reference/library_hashes.py).
+        assert!(params.contains("Model hash: d6f16c30"), "{params}");
+        assert!(params.contains("Model: tiny_sd1, "), "{params}");
     }
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert_eq!(stdout.lines().count(), 2, "one written path per image: {stdout}");

@@ -56,7 +56,7 @@ use crate::error::SdError;
 pub use a1111::{format_hash_list, infotext_name, parse_hash_list};
 pub use hash::{
     FileHashes, FileKey, HashCache, HashEvent, HashJob, HashReport, HashWorker, MODEL_HASH_LEN,
-    NETWORK_HASH_LEN, hash_file,
+    NETWORK_HASH_LEN, cached_file_hashes, hash_file,
 };
 use inspect::{Content, Family};
 

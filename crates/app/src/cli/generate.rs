@@ -171,6 +171,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let identity = ModelIdentity {
         name: args.model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        // Diffusers folders have no file hash (as in A1111).
+        hash: if args.model.is_file() {
+            Some(super::model_hash::model_hash(&args.model)?)
+        } else {
+            None
+        },
         ..ModelIdentity::default()
     };
     for (index, (image, image_seed)) in generated.images.iter().zip(&generated.seeds).enumerate() {

@@ -7,6 +7,7 @@ mod flatten;
 mod formats;
 mod generate;
 mod info;
+mod model_hash;
 
 use std::path::PathBuf;
 

@@ -104,6 +104,24 @@ fn feed_range(hasher: &mut Sha256, chunk: &[u8], chunk_start: u64, start: u64, e
     }
 }
 
+/// The hashes of `path` from `cache` when its size and mtime are unchanged, else computed now
+/// (streaming, uncancellable: for one file on a worker or CLI) and stored in the cache.
+pub fn cached_file_hashes(
+    path: &Path,
+    cache: &mut HashCache,
+    with_addnet: bool,
+) -> Result<FileHashes, LibraryError> {
+    let key = FileKey::of(path)?;
+    if let Some(hashes) = cache.get(&key)
+        && (!with_addnet || hashes.addnet_sha256.is_some())
+    {
+        return Ok(hashes.clone());
+    }
+    let hashes = hash_file(path, with_addnet, &AtomicBool::new(false), &mut |_, _| {})?;
+    cache.insert(&key, hashes.clone());
+    Ok(hashes)
+}
+
 /// Hashes `path` in one streaming pass (never the whole file in memory): the whole-file sha256,
 /// the legacy hash, and with `with_addnet` the addnet hash. `progress(done, total)` is called after
 /// every block; `cancel` is checked before every block.

@@ -1,0 +1,33 @@
+//! A1111 short hashes of model files for infotext, cached across runs so a multi-GB checkpoint
+//! is hashed once (the cache is keyed by path, size and mtime).
+
+use std::path::{Path, PathBuf};
+
+use sd::library::{HashCache, MODEL_HASH_LEN, cached_file_hashes};
+
+/// Where the hash cache lives: `$PENTIMENTO_CACHE_DIR`, else the platform cache folder.
+pub fn cache_file() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("PENTIMENTO_CACHE_DIR") {
+        return Some(PathBuf::from(dir).join("hashes.json"));
+    }
+    directories::ProjectDirs::from("app", "Pentimento", "pentimento")
+        .map(|dirs| dirs.cache_dir().join("hashes.json"))
+}
+
+/// `Model hash` of `path` (first 10 hex of its sha256). A cache that cannot be read or written
+/// only costs time: the hash is still computed.
+pub fn model_hash(path: &Path) -> anyhow::Result<String> {
+    let mut cache = match cache_file() {
+        Some(file) => HashCache::load_or_empty(file).0,
+        None => HashCache::in_memory(),
+    };
+    let hashes = cached_file_hashes(path, &mut cache, false)?;
+    if let Err(e) = cache.save() {
+        log_warning(&format!("could not save the hash cache: {e}"));
+    }
+    Ok(hashes.sha256.chars().take(MODEL_HASH_LEN).collect())
+}
+
+fn log_warning(message: &str) {
+    eprintln!("warning: {message}");
+}
