@@ -6,6 +6,8 @@
 //! cares about (unknown or cancelled ids) are dropped in [`JobQueue::poll`], so a late progress
 //! event can never resurrect a cancelled job in the UI.
 
+pub mod generation;
+
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};

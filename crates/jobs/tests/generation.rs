@@ -1,0 +1,103 @@
+//! The real generation runner behind the queue, with the tiny checkpoint: results equal a direct
+//! pipeline call, the model is loaded once for several jobs, cancel stops a job mid-run.
+#![allow(clippy::unwrap_used, reason = "test")]
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use candle_core::{DType, Device};
+use pentimento_jobs::generation::{GenerationJob, GenerationRunner};
+use pentimento_jobs::{Event, JobQueue};
+use pipeline::generate::generate;
+use pipeline::infotext::ModelIdentity;
+use pipeline::request::GenerationRequest;
+use sd::{Checkpoint, StableDiffusion};
+
+fn model_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/models/tiny_sd1.safetensors")
+}
+
+fn job(seed: u64, steps: u32) -> GenerationJob {
+    let mut request = GenerationRequest::txt2img("a red fox", 64, 64, seed);
+    request.steps = steps;
+    request.batch_size = 2;
+    GenerationJob { model_path: model_path(), identity: ModelIdentity::default(), request }
+}
+
+#[test]
+fn queued_jobs_finish_in_order_and_match_a_direct_call() {
+    let mut queue =
+        JobQueue::start(GenerationRunner::new(Device::Cpu), "pentimento-generate", || {}).unwrap();
+    let a = queue.submit(job(7, 4));
+    let b = queue.submit(job(8, 3));
+    let mut finished = Vec::new();
+    let mut steps = 0;
+    let mut previews = 0;
+    while !queue.is_idle() {
+        match queue.wait_event().unwrap() {
+            Event::Finished { id, output } => finished.push((id, output)),
+            Event::Step { preview, .. } => {
+                steps += 1;
+                previews += usize::from(preview.is_some());
+            }
+            Event::Failed { message, .. } => panic!("{message}"),
+            _ => {}
+        }
+    }
+    assert_eq!(finished.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![a, b]);
+    assert_eq!(steps, 4 + 3);
+    assert_eq!(previews, steps, "every step carries a preview");
+    let (_, candidates) = &finished[0];
+    assert_eq!(candidates.len(), 2);
+    assert_eq!(candidates[1].seed, 8);
+    assert!(candidates[1].infotext.contains("Seed: 8, "));
+
+    let model =
+        StableDiffusion::load(&Checkpoint::open(model_path()).unwrap(), &Device::Cpu, DType::F32)
+            .unwrap();
+    let direct = generate(&model, &job(7, 4).request, &mut |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(direct.images, candidates.iter().map(|c| c.image.clone()).collect::<Vec<_>>());
+}
+
+#[test]
+fn cancel_mid_run_produces_no_output() {
+    let mut queue =
+        JobQueue::start(GenerationRunner::new(Device::Cpu), "pentimento-generate", || {}).unwrap();
+    let a = queue.submit(job(1, 200));
+    // Wait for the first step, then cancel.
+    loop {
+        if let Some(Event::Step { .. }) = queue.wait_event() {
+            break;
+        }
+    }
+    assert!(queue.cancel(a));
+    assert!(queue.is_idle());
+    let b = queue.submit(job(2, 1));
+    let mut outputs = Vec::new();
+    while !queue.is_idle() {
+        if let Some(Event::Finished { id, .. }) = queue.wait_event() {
+            outputs.push(id);
+        }
+    }
+    assert_eq!(outputs, vec![b], "the cancelled job never finishes");
+}
+
+#[test]
+fn a_bad_model_fails_with_a_message() {
+    let mut queue =
+        JobQueue::start(GenerationRunner::new(Device::Cpu), "pentimento-generate", || {}).unwrap();
+    let mut bad = job(1, 1);
+    bad.model_path = PathBuf::from("/nonexistent/model.safetensors");
+    queue.submit(bad);
+    loop {
+        match queue.wait_event().unwrap() {
+            Event::Failed { message, .. } => {
+                assert!(message.contains("model.safetensors"), "{message}");
+                break;
+            }
+            Event::Finished { .. } => panic!("a missing model cannot succeed"),
+            _ => {}
+        }
+    }
+}
