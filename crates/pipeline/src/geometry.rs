@@ -51,39 +51,32 @@ pub fn expand_to_aspect(
         let desired_height = (x2 - x1) as f64 / ratio_working;
         // Python's int() truncates toward zero; the difference is positive here.
         let diff = (desired_height - (y2 - y1) as f64) as i64;
-        y1 -= diff.div_euclid(2);
-        y2 += diff - diff.div_euclid(2);
-        if y2 >= image_h {
-            let over = y2 - image_h;
-            y2 -= over;
-            y1 -= over;
-        }
-        if y1 < 0 {
-            y2 -= y1;
-            y1 = 0;
-        }
-        if y2 >= image_h {
-            y2 = image_h;
-        }
+        grow_axis(&mut y1, &mut y2, diff, image_h);
     } else {
         let desired_width = (y2 - y1) as f64 * ratio_working;
         let diff = (desired_width - (x2 - x1) as f64) as i64;
-        x1 -= diff.div_euclid(2);
-        x2 += diff - diff.div_euclid(2);
-        if x2 >= image_w {
-            let over = x2 - image_w;
-            x2 -= over;
-            x1 -= over;
-        }
-        if x1 < 0 {
-            x2 -= x1;
-            x1 = 0;
-        }
-        if x2 >= image_w {
-            x2 = image_w;
-        }
+        grow_axis(&mut x1, &mut x2, diff, image_w);
     }
     rect_from_i64(x1, y1, x2, y2)
+}
+
+/// Grows `lo..hi` by `diff` (half before, the rest after), shifts it back inside `0..limit` and
+/// clamps, in A1111's order of operations.
+fn grow_axis(lo: &mut i64, hi: &mut i64, diff: i64, limit: i64) {
+    *lo -= diff.div_euclid(2);
+    *hi += diff - diff.div_euclid(2);
+    if *hi >= limit {
+        let over = *hi - limit;
+        *hi -= over;
+        *lo -= over;
+    }
+    if *lo < 0 {
+        *hi -= *lo;
+        *lo = 0;
+    }
+    if *hi >= limit {
+        *hi = limit;
+    }
 }
 
 /// The box an only-masked inpaint crops: the padded mask bounds, extended by the user's context
