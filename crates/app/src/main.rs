@@ -17,8 +17,13 @@ fn main() -> ExitCode {
     match cli::run(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // One line: the error and its causes, joined.
-            eprintln!("error: {}", format!("{error:#}").replace('\n', " "));
+            // One line: the error and its causes, joined; only the first line of each (some
+            // libraries append a backtrace to their message).
+            let causes: Vec<String> = error
+                .chain()
+                .map(|cause| cause.to_string().lines().next().unwrap_or_default().trim().to_owned())
+                .collect();
+            eprintln!("error: {}", causes.join(": "));
             ExitCode::FAILURE
         }
     }

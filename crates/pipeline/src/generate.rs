@@ -130,7 +130,7 @@ pub fn generate_with_chunks(
                     .map_err(|e| PipelineError::InvalidRequest(e.to_string()))?
             };
             let pixels = images_to_tensor(&[&resized], &model.device)?;
-            let z0 = (model.vae.encode_mean(&pixels)? * model.vae.scaling_factor())?;
+            let z0 = encode_latents(model, &pixels)?;
             (sigmas, Some(z0))
         }
         None => (full_sigmas, None),
@@ -182,11 +182,30 @@ pub fn generate_with_chunks(
         };
         let latents =
             sample(request.sampler, &mut denoiser, &x, &sigmas, &mut noise, &mut on_step)?;
-        let decoded = model.vae.decode(&(latents / model.vae.scaling_factor())?)?;
+        let decoded = decode_latents(model, &latents)?;
         images.extend(tensor_to_images(&decoded)?);
     }
     let seeds = (0..batch as u64).map(|i| request.seed.wrapping_add(i)).collect();
     Ok(Generated { images, seeds })
+}
+
+/// Pixels `[B, 3, H, W]` in [-1, 1] (f32) → scaled latents (f32): the VAE posterior mean times
+/// the model's scaling factor, computed in the model's dtype.
+pub(crate) fn encode_latents(
+    model: &StableDiffusion,
+    pixels: &Tensor,
+) -> Result<Tensor, PipelineError> {
+    let mean = model.vae.encode_mean(&pixels.to_dtype(model.dtype)?)?;
+    Ok((mean.to_dtype(DType::F32)? * model.vae.scaling_factor())?)
+}
+
+/// Scaled latents (f32) → pixels in about [-1, 1] (f32).
+pub(crate) fn decode_latents(
+    model: &StableDiffusion,
+    latents: &Tensor,
+) -> Result<Tensor, PipelineError> {
+    let unscaled = (latents / model.vae.scaling_factor())?.to_dtype(model.dtype)?;
+    Ok(model.vae.decode(&unscaled)?.to_dtype(DType::F32)?)
 }
 
 /// The 9-channel input of an inpainting UNet when nothing is masked (txt2img, img2img): a mask
@@ -197,7 +216,7 @@ fn blank_inpaint_conditioning(
     height: u32,
 ) -> Result<Tensor, PipelineError> {
     let grey = Tensor::zeros((1, 3, height as usize, width as usize), DType::F32, &model.device)?;
-    let masked = (model.vae.encode_mean(&grey)? * model.vae.scaling_factor())?;
+    let masked = encode_latents(model, &grey)?;
     let (_, _, h, w) = masked.dims4()?;
     let mask = Tensor::ones((1, 1, h, w), DType::F32, &model.device)?;
     Ok(Tensor::cat(&[&mask, &masked], 1)?)
@@ -264,7 +283,16 @@ impl<'a> CfgDenoiser<'a> {
         context: &Tensor,
         y: Option<&Tensor>,
     ) -> Result<Tensor, PipelineError> {
-        Ok(self.model.unet.forward(x_in, t, context, y)?)
+        // The model may compute in f16/bf16; sampling stays in f32.
+        let dtype = self.model.dtype;
+        let y = y.map(|y| y.to_dtype(dtype)).transpose()?;
+        let eps = self.model.unet.forward(
+            &x_in.to_dtype(dtype)?,
+            t,
+            &context.to_dtype(dtype)?,
+            y.as_ref(),
+        )?;
+        Ok(eps.to_dtype(DType::F32)?)
     }
 
     fn denoise_inner(&self, x: &Tensor, sigma: f64) -> Result<Tensor, PipelineError> {

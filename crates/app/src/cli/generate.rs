@@ -74,6 +74,10 @@ pub struct GenerateArgs {
     context: Option<String>,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Compute precision: f32 (default; what the parity tests check), or f16/bf16 where the
+    /// device supports them (GPUs; on CPU they are slower and less exact).
+    #[arg(long, default_value = "f32", value_parser = parse_dtype)]
+    dtype: DType,
     /// Output folder: `<seed+i>.png` per image.
     #[arg(long)]
     out: PathBuf,
@@ -87,6 +91,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         bail!("--lora {lora}: LoRAs are not supported yet");
     }
     let device = device_from_name(&args.device)?;
+    if device.is_cpu() && args.dtype == DType::BF16 {
+        bail!(
+            "--dtype bf16 is not supported on the CPU (candle has no bf16 convolution there); use f32 or f16"
+        );
+    }
     let checkpoint = Checkpoint::open(&args.model)?;
     let native = u32::try_from(checkpoint.config().arch.native_size_px()).unwrap_or(512);
 
@@ -153,7 +162,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
 
     eprintln!("loading {}", args.model.display());
     let started = Instant::now();
-    let model = StableDiffusion::load(&checkpoint, &device, DType::F32)?;
+    let model = StableDiffusion::load(&checkpoint, &device, args.dtype)?;
     eprintln!("loaded in {:.1} s; seed {seed}", started.elapsed().as_secs_f64());
     let started = Instant::now();
     let generated = generate(&model, &request, &mut |report| {
@@ -209,6 +218,15 @@ fn random_seed() -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     h.finish() % 4_294_967_295
+}
+
+fn parse_dtype(text: &str) -> Result<DType, String> {
+    match text {
+        "f32" => Ok(DType::F32),
+        "f16" => Ok(DType::F16),
+        "bf16" => Ok(DType::BF16),
+        other => Err(format!("unknown dtype '{other}' (expected f32, f16 or bf16)")),
+    }
 }
 
 /// `X,Y,W,H` → a rect.
