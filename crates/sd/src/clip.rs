@@ -119,41 +119,14 @@ impl TextEncoder {
     /// All hidden states for token ids `[B, T]` (u32): entry 0 is the embeddings, entry i the
     /// output of layer i (no final LayerNorm), so `len() == layers + 1` as in transformers.
     pub fn hidden_states(&self, ids: &Tensor) -> Result<Vec<Tensor>> {
-        let (batch, tokens) = ids.dims2()?;
+        let (_, tokens) = ids.dims2()?;
         if tokens > self.config.max_positions {
             return Err(SdError::InvalidInput(format!(
                 "{tokens} tokens, the text encoder takes at most {}",
                 self.config.max_positions
             )));
         }
-        let flat = ids.flatten_all()?;
-        let x = self.token_embedding.index_select(&flat, 0)?.reshape((
-            batch,
-            tokens,
-            self.config.width,
-        ))?;
-        let mut x = x.broadcast_add(&self.position_embedding.narrow(0, 0, tokens)?)?;
-        let mut states = Vec::with_capacity(self.layers.len() + 1);
-        states.push(x.clone());
-        for layer in &self.layers {
-            let h = layer.norm1.forward(&x)?;
-            let a = attention(
-                &layer.q.forward(&h)?,
-                &layer.k.forward(&h)?,
-                &layer.v.forward(&h)?,
-                self.config.heads,
-                true,
-            )?;
-            x = (x + layer.out.forward(&a)?)?;
-            let h = layer.fc1.forward(&layer.norm2.forward(&x)?)?;
-            let h = match self.config.activation {
-                ClipActivation::QuickGelu => quick_gelu(&h)?,
-                ClipActivation::Gelu => h.gelu_erf()?,
-            };
-            x = (x + layer.fc2.forward(&h)?)?;
-            states.push(x.clone());
-        }
-        Ok(states)
+        self.hidden_states_from_token_embeddings(&self.token_embeddings(ids)?)
     }
 
     /// The final LayerNorm (`final_layer_norm` / `ln_final`).
@@ -207,5 +180,74 @@ impl TextEncoder {
     /// Number of transformer layers.
     pub fn layer_count(&self) -> usize {
         self.layers.len()
+    }
+}
+
+/// LoRA patching and textual-inversion hooks.
+impl TextEncoder {
+    /// Every linear layer of the transformer under its Hugging Face module path
+    /// (`text_model.encoder.layers.{i}.self_attn.q_proj`, `….mlp.fc1`, …) in both layouts: LoRA
+    /// files name text-encoder layers that way, and the open_clip layout's fused in_proj is
+    /// already split into q/k/v at load.
+    pub(crate) fn patchable_layers(&mut self) -> Vec<(String, crate::nn::PatchableMut<'_>)> {
+        use crate::nn::PatchableMut as P;
+        let mut out = Vec::with_capacity(6 * self.layers.len());
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let p = format!("text_model.encoder.layers.{i}");
+            out.push((format!("{p}.self_attn.q_proj"), P::Linear(&mut layer.q)));
+            out.push((format!("{p}.self_attn.k_proj"), P::Linear(&mut layer.k)));
+            out.push((format!("{p}.self_attn.v_proj"), P::Linear(&mut layer.v)));
+            out.push((format!("{p}.self_attn.out_proj"), P::Linear(&mut layer.out)));
+            out.push((format!("{p}.mlp.fc1"), P::Linear(&mut layer.fc1)));
+            out.push((format!("{p}.mlp.fc2"), P::Linear(&mut layer.fc2)));
+        }
+        out
+    }
+
+    /// Token embeddings `[B, T, width]` of ids `[B, T]` (u32), before position embeddings: the
+    /// tensor in which textual-inversion vectors replace the rows of their placeholder tokens.
+    pub fn token_embeddings(&self, ids: &Tensor) -> Result<Tensor> {
+        let (batch, tokens) = ids.dims2()?;
+        Ok(self.token_embedding.index_select(&ids.flatten_all()?, 0)?.reshape((
+            batch,
+            tokens,
+            self.config.width,
+        ))?)
+    }
+
+    /// [`Self::hidden_states`] from token embeddings (`[B, T, width]`, e.g. with
+    /// textual-inversion vectors injected) instead of ids.
+    pub fn hidden_states_from_token_embeddings(&self, embeddings: &Tensor) -> Result<Vec<Tensor>> {
+        let (_, tokens, width) = embeddings.dims3()?;
+        if tokens > self.config.max_positions || width != self.config.width {
+            return Err(SdError::InvalidInput(format!(
+                "token embeddings are [_, {tokens}, {width}]; the text encoder takes at most {} \
+                 tokens of width {}",
+                self.config.max_positions, self.config.width
+            )));
+        }
+        let x = embeddings.to_dtype(self.token_embedding.dtype())?;
+        let mut x = x.broadcast_add(&self.position_embedding.narrow(0, 0, tokens)?)?;
+        let mut states = Vec::with_capacity(self.layers.len() + 1);
+        states.push(x.clone());
+        for layer in &self.layers {
+            let h = layer.norm1.forward(&x)?;
+            let a = attention(
+                &layer.q.forward(&h)?,
+                &layer.k.forward(&h)?,
+                &layer.v.forward(&h)?,
+                self.config.heads,
+                true,
+            )?;
+            x = (x + layer.out.forward(&a)?)?;
+            let h = layer.fc1.forward(&layer.norm2.forward(&x)?)?;
+            let h = match self.config.activation {
+                ClipActivation::QuickGelu => quick_gelu(&h)?,
+                ClipActivation::Gelu => h.gelu_erf()?,
+            };
+            x = (x + layer.fc2.forward(&h)?)?;
+            states.push(x.clone());
+        }
+        Ok(states)
     }
 }

@@ -641,3 +641,8 @@ fn infer_open_clip(shapes: &Shapes<'_>, prefix: &str) -> Result<TextEncoderConfi
         projection_dim,
     })
 }
+
+/// VAE sizes of a store holding a VAE under `first_stage_model.` (standalone VAE files).
+pub(crate) fn infer_vae_only(store: &TensorStore, scaling_factor: f64) -> Result<VaeConfig> {
+    infer_vae(&Shapes { store }, scaling_factor)
+}

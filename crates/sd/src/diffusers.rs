@@ -82,7 +82,7 @@ fn clip_key(key: &str) -> String {
 }
 
 /// Counts `prefix{i}suffix` names for i = 0, 1, … until one is missing.
-fn count(names: &[String], prefix: &str, suffix: &str) -> usize {
+pub(crate) fn count(names: &[String], prefix: &str, suffix: &str) -> usize {
     (0..).take_while(|i| names.iter().any(|n| *n == format!("{prefix}{i}{suffix}"))).count()
 }
 
@@ -218,7 +218,7 @@ const VAE_ATTENTION_NAMES: [(&str, &str); 10] = [
     ("norm", "norm"),
 ];
 
-fn rename_vae(key: &str, levels: usize) -> Option<String> {
+pub(crate) fn rename_vae(key: &str, levels: usize) -> Option<String> {
     let (side, rest) = key.split_once('.')?;
     if side != "encoder" && side != "decoder" {
         return Some(key.to_string()); // quant_conv, post_quant_conv

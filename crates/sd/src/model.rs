@@ -45,3 +45,24 @@ impl StableDiffusion {
         self.config.arch
     }
 }
+
+impl StableDiffusion {
+    /// Builds the model from any tensor source (the LoRA bench's random full-size weights).
+    pub(crate) fn from_source(
+        config: ModelConfig,
+        source: &dyn crate::checkpoint::TensorSource,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
+        let root = Weights::new(source, dtype, device.clone());
+        let strip = |prefix: &str| prefix.strip_suffix('.').unwrap_or(prefix).to_string();
+        let text_encoders = config
+            .text_encoders
+            .iter()
+            .map(|te| TextEncoder::load(te, &root))
+            .collect::<Result<Vec<_>>>()?;
+        let unet = UNet::load(&config.unet, &root.pp(strip(UNET_PREFIX)))?;
+        let vae = Vae::load(&config.vae, &root.pp(strip(VAE_PREFIX)))?;
+        Ok(Self { config, text_encoders, unet, vae, device: device.clone(), dtype })
+    }
+}

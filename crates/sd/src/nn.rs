@@ -253,3 +253,42 @@ fn causal_mask(n_q: usize, n_k: usize, dtype: DType, device: &Device) -> Result<
 pub(crate) fn quick_gelu(x: &Tensor) -> Result<Tensor> {
     Ok((x * candle_nn::ops::sigmoid(&(x * 1.702)?)?)?)
 }
+
+/// A layer whose weight LoRA patching replaces (and later puts back) without reloading anything.
+pub(crate) enum PatchableMut<'a> {
+    Linear(&'a mut Linear),
+    Conv(&'a mut Conv2d),
+}
+
+impl Linear {
+    /// The stored `[in, out]` transpose of the weight.
+    pub(crate) fn weight_t(&self) -> &Tensor {
+        &self.weight_t
+    }
+
+    /// Replaces the weight by its `[in, out]` transpose (same shape as [`Self::weight_t`]).
+    pub(crate) fn replace_weight_t(&mut self, weight_t: Tensor) {
+        self.weight_t = weight_t;
+    }
+}
+
+impl Conv2d {
+    /// The kernel as `[c_out, c_in·k·k]`.
+    pub(crate) fn weight_2d(&self) -> &Tensor {
+        &self.weight_2d
+    }
+
+    /// The kernel's full shape `[c_out, c_in, k, k]`.
+    pub(crate) fn weight_dims(&self) -> &[usize] {
+        self.inner.weight().dims()
+    }
+
+    /// Replaces the kernel by `weight_2d` (`[c_out, c_in·k·k]`), keeping bias and geometry.
+    pub(crate) fn replace_weight_2d(&mut self, weight_2d: Tensor) -> Result<()> {
+        let weight = weight_2d.reshape(self.inner.weight().dims())?;
+        self.inner =
+            candle_nn::Conv2d::new(weight, self.inner.bias().cloned(), *self.inner.config());
+        self.weight_2d = weight_2d;
+        Ok(())
+    }
+}

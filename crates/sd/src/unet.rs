@@ -438,3 +438,65 @@ impl UNet {
         Ok(Tensor::full(value, batch, device)?)
     }
 }
+
+/// LoRA patching: every linear and convolution layer under its LDM name relative to
+/// `model.diffusion_model.` (without `.weight`), in the same structure `load` builds.
+impl UNet {
+    pub(crate) fn patchable_layers(&mut self) -> Vec<(String, crate::nn::PatchableMut<'_>)> {
+        use crate::nn::PatchableMut as P;
+        fn attn_layers<'a>(
+            prefix: &str,
+            attn: &'a mut SpatialTransformer,
+            out: &mut Vec<(String, P<'a>)>,
+        ) {
+            out.push((format!("{prefix}.proj_in"), P::Linear(&mut attn.proj_in)));
+            out.push((format!("{prefix}.proj_out"), P::Linear(&mut attn.proj_out)));
+            for (d, block) in attn.blocks.iter_mut().enumerate() {
+                let b = format!("{prefix}.transformer_blocks.{d}");
+                for (name, a) in [("attn1", &mut block.attn1), ("attn2", &mut block.attn2)] {
+                    out.push((format!("{b}.{name}.to_q"), P::Linear(&mut a.q)));
+                    out.push((format!("{b}.{name}.to_k"), P::Linear(&mut a.k)));
+                    out.push((format!("{b}.{name}.to_v"), P::Linear(&mut a.v)));
+                    out.push((format!("{b}.{name}.to_out.0"), P::Linear(&mut a.out)));
+                }
+                out.push((format!("{b}.ff.net.0.proj"), P::Linear(&mut block.ff_in)));
+                out.push((format!("{b}.ff.net.2"), P::Linear(&mut block.ff_out)));
+            }
+        }
+        fn block_layers<'a>(prefix: &str, block: &'a mut Block, out: &mut Vec<(String, P<'a>)>) {
+            for (j, layer) in block.iter_mut().enumerate() {
+                let p = format!("{prefix}.{j}");
+                match layer {
+                    Layer::Conv(conv) => out.push((p, P::Conv(conv))),
+                    Layer::Down(conv) => out.push((format!("{p}.op"), P::Conv(conv))),
+                    Layer::Up(conv) => out.push((format!("{p}.conv"), P::Conv(conv))),
+                    Layer::Res(res) => {
+                        out.push((format!("{p}.in_layers.2"), P::Conv(&mut res.conv1)));
+                        out.push((format!("{p}.emb_layers.1"), P::Linear(&mut res.emb)));
+                        out.push((format!("{p}.out_layers.3"), P::Conv(&mut res.conv2)));
+                        if let Some(skip) = &mut res.skip {
+                            out.push((format!("{p}.skip_connection"), P::Conv(skip)));
+                        }
+                    }
+                    Layer::Attn(attn) => attn_layers(&p, attn, out),
+                }
+            }
+        }
+        let mut out = Vec::new();
+        out.push(("time_embed.0".to_string(), P::Linear(&mut self.time_in)));
+        out.push(("time_embed.2".to_string(), P::Linear(&mut self.time_out)));
+        if let Some((l0, l2)) = &mut self.label_in {
+            out.push(("label_emb.0.0".to_string(), P::Linear(l0)));
+            out.push(("label_emb.0.2".to_string(), P::Linear(l2)));
+        }
+        for (i, block) in self.input_blocks.iter_mut().enumerate() {
+            block_layers(&format!("input_blocks.{i}"), block, &mut out);
+        }
+        block_layers("middle_block", &mut self.middle_block, &mut out);
+        for (i, block) in self.output_blocks.iter_mut().enumerate() {
+            block_layers(&format!("output_blocks.{i}"), block, &mut out);
+        }
+        out.push(("out.2".to_string(), P::Conv(&mut self.out_conv)));
+        out
+    }
+}
