@@ -3,7 +3,7 @@
 //! Key order and value spelling follow A1111's `create_infotext` so other tools (A1111 "PNG
 //! Info", Civitai, ComfyUI importers) read our PNGs as their own.
 
-use doc::infotext::Infotext;
+use doc::infotext::{Infotext, LoraHash};
 use sampling::{SamplerKind, Schedule};
 
 use crate::request::GenerationRequest;
@@ -16,6 +16,8 @@ pub struct ModelIdentity {
     pub hash: Option<String>,
     pub vae_name: Option<String>,
     pub vae_hash: Option<String>,
+    /// `Lora hashes`: each applied LoRA's name and A1111 short hash.
+    pub lora_hashes: Vec<LoraHash>,
 }
 
 /// The label A1111 writes for a schedule in `Schedule type:`.
@@ -94,6 +96,9 @@ pub fn infotext_for(request: &GenerationRequest, index: u32, model: &ModelIdenti
         if inpaint.invert_mask {
             info.set("Mask mode", "Inpaint not masked");
         }
+    }
+    if !model.lora_hashes.is_empty() {
+        info.set_lora_hashes(&model.lora_hashes);
     }
     info.set("Version", concat!("Pentimento ", env!("CARGO_PKG_VERSION")));
     info

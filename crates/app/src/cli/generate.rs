@@ -7,11 +7,15 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use candle_core::DType;
+use doc::infotext::LoraHash;
 use pipeline::generate::{device_from_name, generate};
 use pipeline::infotext::{ModelIdentity, infotext_for};
 use pipeline::request::{GenerationRequest, InitImage, InpaintArea, InpaintOptions, MaskedContent};
 use raster::{DecodeLimits, PngCompression, Rect, decode_image, encode_png};
 use sampling::{SamplerKind, Schedule};
+use sd::library::{Library, ModelKind};
+use sd::lora::{LoraSpec, LoraWeights, apply_loras, load_standalone_vae, replace_vae};
+use sd::prompt::{is_lora_kind, lora_from_tag, split_extra_networks};
 use sd::{Checkpoint, StableDiffusion};
 
 /// The flags and defaults of product.md §4.
@@ -84,12 +88,10 @@ pub struct GenerateArgs {
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
-    if let Some(vae) = &args.vae {
-        bail!("--vae {}: standalone VAEs are not supported yet", vae.display());
+    if args.vae.is_some() && args.dtype != DType::F32 {
+        bail!("--vae with --dtype other than f32 is not supported yet");
     }
-    if let Some(lora) = args.loras.first() {
-        bail!("--lora {lora}: LoRAs are not supported yet");
-    }
+    let loras = lora_specs(&args)?;
     let device = device_from_name(&args.device)?;
     if device.is_cpu() && args.dtype == DType::BF16 {
         bail!(
@@ -162,7 +164,18 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
 
     eprintln!("loading {}", args.model.display());
     let started = Instant::now();
-    let model = StableDiffusion::load(&checkpoint, &device, args.dtype)?;
+    let mut model = StableDiffusion::load(&checkpoint, &device, args.dtype)?;
+    if let Some(vae_path) = &args.vae {
+        let vae = load_standalone_vae(vae_path, model.vae.scaling_factor(), &device)?;
+        replace_vae(&mut model, vae);
+    }
+    if !loras.is_empty() {
+        let specs: Vec<LoraSpec> = loras.iter().map(|(_, spec)| spec.clone()).collect();
+        let applied = apply_loras(&mut model, &specs)?;
+        for key in applied.report().unmatched_keys() {
+            eprintln!("warning: LoRA key matches no layer of this model: {key}");
+        }
+    }
     eprintln!("loaded in {:.1} s; seed {seed}", started.elapsed().as_secs_f64());
     let started = Instant::now();
     let generated = generate(&model, &request, &mut |report| {
@@ -186,7 +199,14 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         } else {
             None
         },
-        ..ModelIdentity::default()
+        vae_name: args.vae.as_deref().map(file_name),
+        vae_hash: args.vae.as_deref().map(super::model_hash::model_hash).transpose()?,
+        lora_hashes: loras
+            .iter()
+            .map(|(name, spec)| {
+                Ok(LoraHash { name: name.clone(), hash: super::model_hash::lora_hash(&spec.path)? })
+            })
+            .collect::<anyhow::Result<_>>()?,
     };
     for (index, (image, image_seed)) in generated.images.iter().zip(&generated.seeds).enumerate() {
         let info = infotext_for(&request, u32::try_from(index).unwrap_or(u32::MAX), &identity);
@@ -227,6 +247,52 @@ fn parse_dtype(text: &str) -> Result<DType, String> {
         "bf16" => Ok(DType::BF16),
         other => Err(format!("unknown dtype '{other}' (expected f32, f16 or bf16)")),
     }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// LoRAs from `--lora PATH[:WEIGHT]` flags and from `<lora:name:w>` tags in the prompt (looked
+/// up by file name in `models/`), each with the name the infotext gives it.
+fn lora_specs(args: &GenerateArgs) -> anyhow::Result<Vec<(String, LoraSpec)>> {
+    let mut specs = Vec::new();
+    for flag in &args.loras {
+        // `PATH:W` — split at the last colon only when what follows parses as a number, so
+        // Windows drive letters and colons in folder names survive.
+        let (path, weight) = match flag.rsplit_once(':') {
+            Some((p, w)) if w.parse::<f32>().is_ok() => (p, w.parse::<f32>()?),
+            _ => (flag.as_str(), 1.0),
+        };
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!("--lora {flag}: no such file");
+        }
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        specs.push((name, LoraSpec::new(path, weight)));
+    }
+    let (_, tags) = split_extra_networks(&args.prompt)?;
+    let tags: Vec<_> = tags.into_iter().filter(|t| is_lora_kind(&t.kind)).collect();
+    if !tags.is_empty() {
+        let library = Library::scan(&[PathBuf::from("models")]);
+        for tag in tags {
+            let lora = lora_from_tag(&tag)?;
+            let Some(entry) = library.find_by_name(&lora.name, ModelKind::Lora) else {
+                bail!(
+                    "the prompt uses <lora:{}>, but no LoRA of that name is in models/loras",
+                    lora.name
+                );
+            };
+            specs.push((
+                lora.name.clone(),
+                LoraSpec {
+                    path: entry.path.clone(),
+                    weights: LoraWeights { text_encoder: lora.te_weight, unet: lora.unet_weight },
+                },
+            ));
+        }
+    }
+    Ok(specs)
 }
 
 /// `X,Y,W,H` → a rect.
