@@ -1,6 +1,7 @@
 //! The `pentimento` binary: the editor and its headless subcommands.
 
 mod cli;
+mod editor;
 
 use std::process::ExitCode;
 
@@ -8,13 +9,14 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    let Some(command) = args.command else {
-        eprintln!(
-            "error: the editor window is not built yet; use a subcommand (see `pentimento --help`)"
-        );
-        return ExitCode::from(2);
+    let result = match args.command {
+        Some(command) => cli::run(command),
+        None => editor::run(editor::LaunchOptions {
+            open: args.open.or(args.file),
+            bench_frames: args.bench_frames,
+        }),
     };
-    match cli::run(command) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One line: the error and its causes, joined; only the first line of each (some

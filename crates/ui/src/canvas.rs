@@ -43,6 +43,11 @@ pub struct CanvasFrame {
 pub const CANVAS_LABEL: &str = "Canvas";
 
 impl CanvasState {
+    /// A canvas that fits the document into the viewport on its first frame.
+    pub fn fitting() -> Self {
+        Self { fit_pending: true, ..Self::default() }
+    }
+
     pub fn is_dragging_tool(&self) -> bool {
         self.drag == Drag::Tool
     }

@@ -127,7 +127,7 @@ impl FileBrowser {
     fn contents(&mut self, ui: &mut Ui) -> BrowseResult {
         let mut result = BrowseResult::Pending;
         ui.horizontal(|ui| {
-            if crate::widgets::icon_button(ui, self.dir.parent().is_some(), "⬆", "Parent folder")
+            if crate::widgets::icon_button(ui, self.dir.parent().is_some(), "Up", "Parent folder")
                 .clicked()
                 && let Some(p) = self.dir.parent()
             {
@@ -149,7 +149,7 @@ impl FileBrowser {
         let mut go_to = None;
         egui::ScrollArea::vertical().id_salt("file-browser").max_height(260.0).show(ui, |ui| {
             for e in &self.entries {
-                let text = if e.is_dir { format!("📁 {}", e.name) } else { e.name.clone() };
+                let text = if e.is_dir { format!("{}/", e.name) } else { e.name.clone() };
                 let r =
                     ui.add(egui::Button::selectable(!e.is_dir && self.file_name == e.name, text));
                 if r.clicked() {

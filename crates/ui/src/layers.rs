@@ -64,23 +64,23 @@ pub fn layers_panel(
     let mut out = Vec::new();
     let n = rows.len();
     ui.horizontal(|ui| {
-        if icon_button(ui, true, "➕", "Add layer").clicked() {
+        if icon_button(ui, true, "Add", "Add layer").clicked() {
             out.push(LayerAction::Add);
         }
         let has = active < n;
-        if icon_button(ui, has, "⎘", "Duplicate layer").clicked() {
+        if icon_button(ui, has, "Dup", "Duplicate layer").clicked() {
             out.push(LayerAction::Duplicate(active));
         }
-        if icon_button(ui, has && active > 0, "⤓", "Merge down").clicked() {
+        if icon_button(ui, has && active > 0, "Merge", "Merge down").clicked() {
             out.push(LayerAction::MergeDown(active));
         }
-        if icon_button(ui, has && active + 1 < n, "⬆", "Move layer up").clicked() {
+        if icon_button(ui, has && active + 1 < n, "Up", "Move layer up").clicked() {
             out.push(LayerAction::Reorder { from: active, to: active + 1 });
         }
-        if icon_button(ui, has && active > 0, "⬇", "Move layer down").clicked() {
+        if icon_button(ui, has && active > 0, "Down", "Move layer down").clicked() {
             out.push(LayerAction::Reorder { from: active, to: active - 1 });
         }
-        if icon_button(ui, has && n > 1, "🗑", "Delete layer").clicked() {
+        if icon_button(ui, has && n > 1, "Del", "Delete layer").clicked() {
             out.push(LayerAction::Delete(active));
         }
     });
@@ -207,7 +207,7 @@ pub fn layers_panel(
                             }
                         }
                         if row.alpha_locked {
-                            ui.label("🔒").on_hover_text("Alpha locked");
+                            ui.weak("locked").on_hover_text("Alpha locked");
                         }
                     });
                 });

@@ -69,7 +69,7 @@ impl Toasts {
                         ui.set_max_width(360.0);
                         ui.horizontal(|ui| {
                             ui.label(RichText::new(&t.text).color(Color32::WHITE));
-                            if ui.small_button("✕").on_hover_text("Dismiss").clicked() {
+                            if ui.small_button("×").on_hover_text("Dismiss").clicked() {
                                 dismiss = Some(i);
                             }
                         });

@@ -56,20 +56,20 @@ impl Tool {
         }
     }
 
-    /// A short glyph for the tool strip button.
+    /// A short caption for the tool strip button (plain text: every font has it).
     pub fn glyph(self) -> &'static str {
         match self {
-            Tool::Brush => "🖌",
-            Tool::Eraser => "⌫",
-            Tool::Fill => "🪣",
-            Tool::Eyedropper => "💧",
-            Tool::RectSelect => "⬚",
-            Tool::LassoSelect => "➰",
-            Tool::Move => "✥",
-            Tool::Transform => "⤡",
-            Tool::Crop => "✂",
-            Tool::MaskBrush => "◐",
-            Tool::MaskEraser => "◑",
+            Tool::Brush => "Brush",
+            Tool::Eraser => "Erase",
+            Tool::Fill => "Fill",
+            Tool::Eyedropper => "Pick",
+            Tool::RectSelect => "Rect",
+            Tool::LassoSelect => "Lasso",
+            Tool::Move => "Move",
+            Tool::Transform => "Xform",
+            Tool::Crop => "Crop",
+            Tool::MaskBrush => "Mask",
+            Tool::MaskEraser => "Unmask",
         }
     }
 

@@ -19,9 +19,18 @@ use clap::{Parser, Subcommand};
     version,
     about = "A layered image editor with Stable Diffusion built in"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// With no subcommand the editor opens; with FILE (an .ora project or an image) it opens it.
+    pub file: Option<PathBuf>,
+    /// The same as FILE.
+    #[arg(long, value_name = "FILE")]
+    pub open: Option<PathBuf>,
+    /// Print the mean frame time over N painted frames, then quit (editor benchmark).
+    #[arg(long, value_name = "N")]
+    pub bench_frames: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,5 +63,25 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Flatten { input, output } => flatten::run(&input, &output),
         Command::Generate(args) => generate::run(*args),
         Command::Bench(args) => bench::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn editor_arguments_and_subcommands() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("pentimento").chain(args.iter().copied()))
+        };
+        let none = parse(&[]).unwrap();
+        assert!(none.command.is_none() && none.file.is_none());
+        assert_eq!(parse(&["a.ora"]).unwrap().file, Some(PathBuf::from("a.ora")));
+        assert_eq!(parse(&["--open", "b.png"]).unwrap().open, Some(PathBuf::from("b.png")));
+        assert_eq!(parse(&["--bench-frames", "30"]).unwrap().bench_frames, Some(30));
+        assert!(parse(&["--bench-frames", "x"]).is_err());
+        assert!(parse(&["--nope"]).is_err());
+        assert!(matches!(parse(&["info", "x.ora"]).unwrap().command, Some(Command::Info { .. })));
     }
 }

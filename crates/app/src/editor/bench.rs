@@ -1,0 +1,98 @@
+//! `--bench-frames N`: paints a stroke on a 4096×4096 document with 20 layers for N frames and
+//! prints the mean and worst frame time (the benchmark), then closes the window.
+
+use std::time::Instant;
+
+use egui::pos2;
+use ui::tools::{PointerEvent, Tool, ToolModifiers};
+
+use super::{DocBridge, DocError, EditorApp};
+
+pub const BENCH_SIDE_PX: u32 = 4096;
+pub const BENCH_LAYERS: usize = 20;
+
+pub struct BenchRun {
+    frames: u32,
+    done: u32,
+    times_ms: Vec<f32>,
+    last: Option<Instant>,
+}
+
+/// The benchmark document: 20 layers, each with content (a filled band), so the compositor
+/// really blends 20 layers.
+pub fn bench_document() -> Result<DocBridge, DocError> {
+    let mut doc = DocBridge::new_blank(BENCH_SIDE_PX, BENCH_SIDE_PX)?;
+    doc.fill_bench_layers(BENCH_LAYERS)?;
+    Ok(doc)
+}
+
+impl BenchRun {
+    pub fn new(frames: u32) -> Result<(Self, DocBridge), DocError> {
+        Ok((
+            Self { frames: frames.max(2), done: 0, times_ms: Vec::new(), last: None },
+            bench_document()?,
+        ))
+    }
+}
+
+/// The stroke position for frame `i`: a zig-zag across the middle of the canvas.
+pub fn stroke_point(i: u32) -> egui::Pos2 {
+    let t = i as f32;
+    pos2(1600.0 + (t * 6.0) % 1600.0, 2048.0 + 150.0 * (t * 0.05).sin())
+}
+
+/// One benchmark frame: feed the next stroke point, record the frame interval.
+pub fn step(app: &mut EditorApp, ctx: &egui::Context) {
+    let Some(b) = &mut app.bench else { return };
+    let now = Instant::now();
+    if let Some(last) = b.last {
+        b.times_ms.push(now.duration_since(last).as_secs_f32() * 1000.0);
+    }
+    b.last = Some(now);
+    let i = b.done;
+    b.done += 1;
+    let finished = b.done > b.frames;
+    let times = b.times_ms.clone();
+    app.settings.tools.tool = Tool::Brush;
+    let ev = if i == 0 {
+        PointerEvent::Press {
+            pos: stroke_point(0),
+            pressure: 1.0,
+            modifiers: ToolModifiers::default(),
+        }
+    } else if finished {
+        PointerEvent::Release { pos: stroke_point(i) }
+    } else {
+        PointerEvent::Move { pos: stroke_point(i), pressure: 1.0 }
+    };
+    let actions = app.tools.handle(&app.settings.tools, ev);
+    app.apply_tool_actions(actions);
+    if finished {
+        app.bench = None;
+        report(&times);
+        app.allow_close = true;
+        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+    } else {
+        ctx.request_repaint();
+    }
+}
+
+/// Prints `frames N mean X ms p95 Y ms max Z ms` on stdout.
+#[allow(clippy::print_stdout, reason = "the benchmark's result is its output")]
+pub fn report(times_ms: &[f32]) {
+    if times_ms.is_empty() {
+        return;
+    }
+    let mut sorted = times_ms.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let mean = sorted.iter().sum::<f32>() / sorted.len() as f32;
+    let p95 = sorted.get(sorted.len() * 95 / 100).copied().unwrap_or(mean);
+    let max = sorted.last().copied().unwrap_or(mean);
+    println!(
+        "bench: {}x{} px, {} layers, painting: frames {} mean {mean:.2} ms p95 {p95:.2} ms max {max:.2} ms",
+        BENCH_SIDE_PX,
+        BENCH_SIDE_PX,
+        BENCH_LAYERS,
+        sorted.len()
+    );
+}
