@@ -103,10 +103,9 @@ pub fn menu_bar(app: &mut EditorApp, ui: &mut Ui) {
                 ui.separator();
                 let sel = app.doc.selection_bounds();
                 if item_enabled(ui, sel.is_some(), "Crop to selection", "", "Select an area first")
+                    && let Some(rect) = sel
                 {
-                    if let Some(rect) = sel {
-                        app.apply_tool_actions(vec![ui::tools::ToolAction::Crop { rect }]);
-                    }
+                    app.apply_tool_actions(vec![ui::tools::ToolAction::Crop { rect }]);
                 }
             });
             ui.menu_button("Layer", |ui| {
