@@ -1,7 +1,11 @@
 //! The editor driven through egui_kittest, as a user would: pointer drags on the canvas, clicks
 //! on panel controls, keyboard shortcuts. Every test builds the app through [`harness`] and every
 //! `run()` checks that all controls have accessible names.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test helpers fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test helpers: a panic is a failed test"
+)]
 
 #[allow(
     dead_code,

@@ -18,7 +18,7 @@ pub fn icon_toggle(
     name: &str,
     tooltip: &str,
 ) -> Response {
-    let r = ui.add(Button::selectable(selected, glyph).min_size(egui::vec2(52.0, 26.0)));
+    let r = ui.add(Button::selectable(selected, glyph).min_size(egui::vec2(62.0, 26.0)));
     r.widget_info(|| WidgetInfo::selected(Role::Button, true, selected, name));
     r.on_hover_text(tooltip)
 }

@@ -102,7 +102,6 @@ pub struct EditorApp {
     thumbnails: HashMap<u64, (u64, TextureHandle)>,
     /// Mean frame time readout (ms) and the bench run state.
     frame_ms: f32,
-    last_frame: Option<Instant>,
     bench: Option<bench::BenchRun>,
 }
 
@@ -133,7 +132,6 @@ impl EditorApp {
             title: String::new(),
             thumbnails: HashMap::new(),
             frame_ms: 0.0,
-            last_frame: None,
             bench: None,
         }
     }
@@ -660,12 +658,7 @@ impl EditorApp {
     /// Draws the whole editor (eframe calls this through `App::ui`; tests call it directly).
     pub fn show(&mut self, ui: &mut Ui) {
         let ctx = ui.ctx().clone();
-        let now = Instant::now();
-        if let Some(last) = self.last_frame {
-            let ms = now.duration_since(last).as_secs_f32() * 1000.0;
-            self.frame_ms = if self.frame_ms == 0.0 { ms } else { self.frame_ms * 0.9 + ms * 0.1 };
-        }
-        self.last_frame = Some(now);
+        let started = Instant::now();
 
         self.poll_job(&ctx);
         self.handle_dropped_files(&ctx);
@@ -695,6 +688,8 @@ impl EditorApp {
         if self.bench.is_some() {
             bench::step(self, &ctx);
         }
+        let ms = started.elapsed().as_secs_f32() * 1000.0;
+        self.frame_ms = if self.frame_ms == 0.0 { ms } else { self.frame_ms * 0.9 + ms * 0.1 };
         let title = self.window_title();
         if title != self.title {
             ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));

@@ -11,7 +11,7 @@ use ui::widgets::icon_toggle;
 use super::EditorApp;
 
 pub fn tool_strip(app: &mut EditorApp, ui: &mut Ui) {
-    egui::Panel::left("tool-strip").resizable(false).exact_size(64.0).show(ui, |ui| {
+    egui::Panel::left("tool-strip").resizable(false).exact_size(74.0).show(ui, |ui| {
         ui.vertical_centered(|ui| {
             for tool in Tool::ALL {
                 if matches!(tool, Tool::RectSelect | Tool::Move | Tool::MaskBrush) {
@@ -138,7 +138,8 @@ pub fn status_bar(app: &mut EditorApp, ui: &mut Ui) {
                 );
             }
             ui.separator();
-            ui.label(format!("{:.1} ms/frame", app.frame_ms));
+            ui.label(format!("{:.1} ms/frame (CPU)", app.frame_ms))
+                .on_hover_text("Time the editor spent building the last frames (smoothed)");
         });
         ui.weak(
             "Generation tray: results of generation appear here (generation is not built yet).",
