@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use candle_core::{DType, Tensor};
+use rayon::prelude::*;
 
 pub use bench::{LoraBench, bench_apply_restore_sd15};
 pub use file::{LoraFamily, LoraFile};
@@ -175,15 +176,26 @@ impl Target<'_> {
         }
     }
 
-    /// Adds `delta` (`[out, in·k·k]`, f32) to the weight in the weight's own dtype.
+    /// Adds `delta` (f32; `[in, out]` for linear layers, their stored layout, `[out, in·k·k]`
+    /// for convolutions) to the weight in the weight's own dtype.
     fn add(&mut self, delta: &Tensor) -> candle_core::Result<()> {
         let plus = |w: &Tensor, d: &Tensor| -> candle_core::Result<Tensor> {
             let dtype = w.dtype();
-            if dtype == DType::F32 { w + d } else { (w.to_dtype(DType::F32)? + d)?.to_dtype(dtype) }
+            if dtype == DType::F32 && w.device().is_cpu() && d.dtype() == DType::F32 {
+                // `d` is this layer's freshly computed difference, owned here: add the weight
+                // into it instead of allocating (and faulting in) another full-size buffer.
+                let d = d.contiguous()?;
+                d.inplace_op2(w, &AddInto)?;
+                Ok(d)
+            } else if dtype == DType::F32 {
+                w + d
+            } else {
+                (w.to_dtype(DType::F32)? + d)?.to_dtype(dtype)
+            }
         };
         match &mut self.layer {
             PatchableMut::Linear(l) => {
-                let new = plus(l.weight_t(), &delta.t()?)?.contiguous()?;
+                let new = plus(l.weight_t(), delta)?;
                 l.replace_weight_t(new);
             }
             PatchableMut::Conv(c) => {
@@ -200,6 +212,42 @@ impl Target<'_> {
             (PatchableMut::Conv(c), Saved::Conv(s)) => **c = s,
             (_, other) => return Err(other),
         }
+        Ok(())
+    }
+}
+
+/// `dst += src` for contiguous f32 CPU tensors of equal size, in parallel.
+struct AddInto;
+
+impl candle_core::InplaceOp2 for AddInto {
+    fn name(&self) -> &'static str {
+        "lora-add-into"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dst: &mut candle_core::CpuStorage,
+        dst_layout: &candle_core::Layout,
+        src: &candle_core::CpuStorage,
+        src_layout: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        use candle_core::CpuStorage::F32;
+        const CHUNK: usize = 1 << 16;
+        let (F32(dst), F32(src)) = (dst, src) else {
+            return Err(candle_core::Error::Msg("lora-add-into takes f32 tensors".into()));
+        };
+        let slices = dst_layout
+            .contiguous_offsets()
+            .zip(src_layout.contiguous_offsets())
+            .and_then(|((d0, d1), (s0, s1))| Some((dst.get_mut(d0..d1)?, src.get(s0..s1)?)));
+        let Some((dst, src)) = slices.filter(|(d, s)| d.len() == s.len()) else {
+            return Err(candle_core::Error::Msg(
+                "lora-add-into takes contiguous tensors of equal size".into(),
+            ));
+        };
+        dst.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(d, s)| {
+            d.iter_mut().zip(s).for_each(|(d, s)| *d += *s);
+        });
         Ok(())
     }
 }
@@ -335,71 +383,49 @@ pub fn apply_lora_files(
         }
         report.loras.push(entry);
     }
-    // Phase 2: per layer, the summed difference of every LoRA, added once.
-    let mut originals = Vec::with_capacity(plan.len());
+    // Phase 2: per layer (in parallel), the summed difference of every LoRA, added once.
+    let outcomes: Vec<Outcome> = targets
+        .par_iter_mut()
+        .enumerate()
+        .filter_map(|(t, target)| {
+            plan.get(&t).map(|modules| patch_target(target, modules, &device))
+        })
+        .collect();
+    drop(targets);
+    let mut originals = Vec::with_capacity(outcomes.len());
     let mut failure = None;
-    'targets: for (t, target) in targets.iter_mut().enumerate() {
-        let Some(modules) = plan.get(&t) else { continue };
-        let dims = target.dims();
-        let mut total: Option<Tensor> = None;
-        for &(l, module_name, module, weight) in modules {
-            let lora = loras.get(l).map(|(f, _)| *f);
-            let entry = report.loras.get_mut(l);
-            match math::module_delta(module, &dims, &device) {
-                Ok(delta) => {
-                    if let Some(entry) = entry {
-                        entry.patched_modules += 1;
-                    }
-                    let sum = (|| -> candle_core::Result<Tensor> {
-                        let delta = (delta * f64::from(weight))?;
-                        match total.take() {
-                            Some(sum) => sum + delta,
-                            None => Ok(delta),
-                        }
-                    })();
-                    match sum {
-                        Ok(sum) => total = Some(sum),
-                        Err(e) => {
-                            failure = Some(LoraError::Candle(e));
-                            break 'targets;
-                        }
-                    }
-                }
-                Err(DeltaError::Unusable(reason)) => {
-                    if let Some(entry) = entry {
-                        entry
-                            .unsupported_keys
-                            .extend(module.keys.iter().map(|k| (k.clone(), reason.clone())));
-                    }
-                }
-                Err(DeltaError::Shape(reason)) => {
-                    let name = lora.map_or("", LoraFile::name).to_string();
-                    let family = lora.map_or(LoraFamily::Unknown, LoraFile::family);
-                    let detail = format!("module `{module_name}`: {reason}");
-                    failure = Some(if family == LoraFamily::Unknown {
-                        LoraError::DoesNotFit { lora: name, model: model_name.clone(), detail }
-                    } else {
-                        LoraError::WrongArchitecture {
-                            lora: name,
-                            lora_family: family,
-                            model: model_name.clone(),
-                            detail,
-                        }
-                    });
-                    break 'targets;
-                }
+    for outcome in outcomes {
+        for l in outcome.patched {
+            if let Some(entry) = report.loras.get_mut(l) {
+                entry.patched_modules += 1;
             }
         }
-        if let Some(total) = total {
-            let saved = target.save();
-            if let Err(e) = target.add(&total) {
-                failure = Some(LoraError::Candle(e));
-                break;
+        for (l, keys) in outcome.unusable {
+            if let Some(entry) = report.loras.get_mut(l) {
+                entry.unsupported_keys.extend(keys);
             }
-            originals.push((target.id.clone(), saved));
+        }
+        originals.extend(outcome.saved);
+        if failure.is_none() {
+            failure = outcome.error.map(|error| match error {
+                PatchFailure::Shape { lora: l, detail } => {
+                    let lora = loras.get(l).map(|(f, _)| *f);
+                    let name = lora.map_or("", LoraFile::name).to_string();
+                    let model = model_name.clone();
+                    match lora.map_or(LoraFamily::Unknown, LoraFile::family) {
+                        LoraFamily::Unknown => LoraError::DoesNotFit { lora: name, model, detail },
+                        lora_family => {
+                            LoraError::WrongArchitecture { lora: name, lora_family, model, detail }
+                        }
+                    }
+                }
+                PatchFailure::Candle(e) => LoraError::Candle(e),
+            });
         }
     }
-    drop(targets);
+    for entry in &mut report.loras {
+        entry.unsupported_keys.sort();
+    }
     report.patched_layers = originals.len();
     let applied = AppliedLoras { report, originals };
     if let Some(error) = failure {
@@ -407,6 +433,68 @@ pub fn apply_lora_files(
         return Err(error);
     }
     Ok(applied)
+}
+
+enum PatchFailure {
+    Shape { lora: usize, detail: String },
+    Candle(candle_core::Error),
+}
+
+/// What patching one layer did.
+#[derive(Default)]
+struct Outcome {
+    saved: Option<(String, Saved)>,
+    /// LoRA index of each applied module.
+    patched: Vec<usize>,
+    unusable: Vec<(usize, Vec<(String, String)>)>,
+    error: Option<PatchFailure>,
+}
+
+/// Sums the differences of `modules` (LoRA index, module name, tensors, user weight) and adds
+/// them to `target`'s weight, keeping the original.
+fn patch_target(
+    target: &mut Target<'_>,
+    modules: &[(usize, &str, &file::ModuleTensors, f32)],
+    device: &candle_core::Device,
+) -> Outcome {
+    let mut outcome = Outcome::default();
+    let dims = target.dims();
+    let transposed = matches!(target.layer, PatchableMut::Linear(_));
+    let mut total: Option<Tensor> = None;
+    for &(l, module_name, module, weight) in modules {
+        match math::module_delta(module, &dims, device, f64::from(weight), transposed) {
+            Ok(delta) => {
+                outcome.patched.push(l);
+                let sum = match total.take() {
+                    Some(sum) => sum + delta,
+                    None => Ok(delta),
+                };
+                match sum {
+                    Ok(sum) => total = Some(sum),
+                    Err(e) => {
+                        outcome.error = Some(PatchFailure::Candle(e));
+                        return outcome;
+                    }
+                }
+            }
+            Err(DeltaError::Unusable(reason)) => outcome
+                .unusable
+                .push((l, module.keys.iter().map(|k| (k.clone(), reason.clone())).collect())),
+            Err(DeltaError::Shape(reason)) => {
+                let detail = format!("module `{module_name}`: {reason}");
+                outcome.error = Some(PatchFailure::Shape { lora: l, detail });
+                return outcome;
+            }
+        }
+    }
+    if let Some(total) = total {
+        let saved = target.save();
+        match target.add(&total) {
+            Ok(()) => outcome.saved = Some((target.id.clone(), saved)),
+            Err(e) => outcome.error = Some(PatchFailure::Candle(e)),
+        }
+    }
+    outcome
 }
 
 /// Puts back the original weights saved by [`apply_lora_files`]: bit-exact, nothing reloaded.

@@ -87,21 +87,78 @@ fn kron(w1: &Tensor, w2: &Tensor) -> Result<Tensor, Reason> {
 
 /// The scaled weight difference of `module` as the matrix `[out, in·kh·kw]` (f32 on `device`),
 /// before the user's multiplier. `target_dims` is the patched weight's full shape.
+///
+/// `factor` (the user's weight) is folded into the smallest factor of plain LoRA modules, and
+/// with `transposed` the difference comes as `[in·kh·kw, out]` (a linear layer's stored
+/// layout), computed directly as `downᵀ·upᵀ` for plain LoRA: no extra pass over the full matrix.
 pub(crate) fn module_delta(
     module: &ModuleTensors,
     target_dims: &[usize],
     device: &Device,
+    factor: f64,
+    transposed: bool,
 ) -> Result<Tensor, DeltaError> {
-    let (updown, scale) = updown_and_scale(module, device).map_err(DeltaError::Unusable)?;
     let out = target_dims.first().copied().unwrap_or(0);
     let rest = target_dims.iter().skip(1).product::<usize>();
-    if updown.dims() != [out, rest] {
+    let unusable = |e: candle_core::Error| DeltaError::Unusable(tensor_err(e));
+    let (delta, is_transposed) = match plain_lora(module, device, factor, transposed) {
+        Some(result) => result.map_err(DeltaError::Unusable)?,
+        None => {
+            let (updown, scale) = updown_and_scale(module, device).map_err(DeltaError::Unusable)?;
+            (updown.affine(scale * factor, 0.0).map_err(unusable)?, false)
+        }
+    };
+    let dims = if is_transposed { [rest, out] } else { [out, rest] };
+    let made = if is_transposed {
+        delta.dims().iter().rev().copied().collect()
+    } else {
+        delta.dims().to_vec()
+    };
+    if delta.dims() != dims {
         return Err(DeltaError::Shape(format!(
             "the module makes a [{}] difference; the model's layer has shape {target_dims:?}",
-            updown.dims().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            made.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
         )));
     }
-    (updown * scale).map_err(|e| DeltaError::Unusable(tensor_err(e)))
+    if transposed && !is_transposed {
+        return delta.t().and_then(|d| d.contiguous()).map_err(unusable);
+    }
+    Ok(delta)
+}
+
+/// Plain (non-Tucker) LoRA: `factor·scale·up @ down`, or its transpose `down^T @ (factor·scale·up)^T`.
+/// `None` for every other module kind; the bool says whether the result is transposed.
+fn plain_lora(
+    module: &ModuleTensors,
+    device: &Device,
+    factor: f64,
+    transposed: bool,
+) -> Option<Result<(Tensor, bool), Reason>> {
+    let (up, down) = (module.get(Role::Up)?, module.get(Role::Down)?);
+    if module.get(Role::Mid).is_some()
+        || module.tensors.keys().any(|r| matches!(r, Role::Unsupported(_)))
+    {
+        return None;
+    }
+    let run = || -> Result<(Tensor, bool), Reason> {
+        let dim = down.dims().first().copied();
+        let s = scale(alpha(module)?, dim) * factor;
+        let up = matrix(&up.to_device(device).map_err(tensor_err)?)?;
+        let down = matrix(&down.to_device(device).map_err(tensor_err)?)?;
+        let up = up.affine(s, 0.0).map_err(tensor_err)?;
+        let (rank_up, rank_down) = (up.dims().get(1).copied(), down.dims().first().copied());
+        if rank_up != rank_down {
+            return Err(format!(
+                "lora_up {:?} and lora_down {:?} have different ranks",
+                up.dims(),
+                down.dims()
+            ));
+        }
+        let product =
+            if transposed { down.t().and_then(|d| d.matmul(&up.t()?)) } else { up.matmul(&down) };
+        product.map(|p| (p, transposed)).map_err(tensor_err)
+    };
+    Some(run())
 }
 
 /// Why a module gives no weight difference.
