@@ -189,3 +189,25 @@ fn f16_compute_stays_close_to_the_f32_reference() {
     // Measured 52 dB / max 3 levels: f16 weights and activations, f32 sampling.
     assert!(max_abs_diff(&image, &want) <= 8);
 }
+
+#[test]
+fn info_describes_loras_vaes_and_embeddings() {
+    let info = |rel: &str| -> serde_json::Value {
+        let result = pentimento(&["info", fixtures().join(rel).to_str().unwrap()]);
+        assert!(result.status.success(), "{rel}: {}", String::from_utf8_lossy(&result.stderr));
+        serde_json::from_slice(&result.stdout).unwrap()
+    };
+    let lora = info("lora/sd1_kohya.safetensors");
+    // The tiny SD1 LoRA's widths (32) say nothing about its family, so only its kind is
+    // asserted; the SDXL one is recognised by its lora_te1_/lora_te2_ keys.
+    assert_eq!(lora["kind"], "lora");
+    assert!(lora["tensor_count"].as_u64().unwrap() > 0);
+    assert_eq!(info("lora/sdxl_kohya.safetensors")["arch"], "sdxl");
+    assert_eq!(info("lora/vae_ldm.safetensors")["kind"], "vae");
+    let embedding = info("lora/emb_sdxl.safetensors");
+    assert_eq!(embedding["kind"], "embedding");
+    assert_eq!(embedding["vectors"], 3);
+    let checkpoint = info("models/tiny_sd1.safetensors");
+    assert_eq!(checkpoint["kind"], "checkpoint");
+    assert_eq!(checkpoint["config"]["arch"], "sd1");
+}

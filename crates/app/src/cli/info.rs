@@ -181,13 +181,20 @@ fn model_info(path: &Path, kind: FileKind) -> anyhow::Result<serde_json::Value> 
             path.display()
         ),
         _ => {
-            let checkpoint = sd::Checkpoint::open(path)?;
-            Ok(serde_json::json!({
-                "file": path.display().to_string(),
-                "kind": "checkpoint",
-                "tensors": checkpoint.tensor_count(),
-                "config": checkpoint.config(),
-            }))
+            // What the file is, read from its header (kind, base architecture, tensor count,
+            // embedding vectors); checkpoints also get their full inferred configuration.
+            let entry = sd::library::Library::inspect_file(path);
+            if let sd::library::EntryStatus::Unreadable(reason) = &entry.status {
+                bail!("{}: {reason}", path.display());
+            }
+            let mut json = serde_json::to_value(&entry)?;
+            if entry.kind == sd::library::ModelKind::Checkpoint {
+                let checkpoint = sd::Checkpoint::open(path)?;
+                if let Some(object) = json.as_object_mut() {
+                    object.insert("config".into(), serde_json::to_value(checkpoint.config())?);
+                }
+            }
+            Ok(json)
         }
     }
 }
