@@ -524,42 +524,22 @@ pub fn restore(model: &mut StableDiffusion, applied: AppliedLoras) -> Result<(),
     }
 }
 
-/// A1111's `<lora:name:te[:unet]>` tags: returns the prompt without them and each tag's name and
-/// weights (unet defaults to te, te to 1; `te=`/`unet=` named forms accepted).
+/// A1111's `<lora:name:te[:unet]>` (and `<lyco:…>`) tags: returns the prompt without them and
+/// each tag's name and weights (unet defaults to te, te to 1; `te=`/`unet=` named forms
+/// accepted). The parsing is the prompt parser's ([`crate::prompt::split_extra_networks`]).
 pub fn extract_lora_tags(prompt: &str) -> Result<(String, Vec<(String, LoraWeights)>), LoraError> {
-    let mut out = String::with_capacity(prompt.len());
-    let mut tags = Vec::new();
-    let mut rest = prompt;
-    while let Some(start) = rest.find("<lora:") {
-        let after = rest.get(start + 6..).unwrap_or_default();
-        let Some(end) = after.find('>') else { break };
-        out.push_str(rest.get(..start).unwrap_or_default());
-        let body = after.get(..end).unwrap_or_default();
-        let mut parts = body.split(':');
-        let name = parts.next().unwrap_or_default().trim().to_string();
-        let (mut positional, mut te, mut unet) = (Vec::new(), None, None);
-        for part in parts {
-            let bad = || {
-                LoraError::Sd(SdError::InvalidInput(format!(
-                    "`<lora:{body}>`: `{part}` is not a number"
-                )))
-            };
-            let number = |s: &str| s.trim().parse::<f32>().map_err(|_| bad());
-            if let Some(v) = part.trim().strip_prefix("te=") {
-                te = Some(number(v)?);
-            } else if let Some(v) = part.trim().strip_prefix("unet=") {
-                unet = Some(number(v)?);
-            } else {
-                positional.push(number(part)?);
-            }
-        }
-        let te = te.or_else(|| positional.first().copied()).unwrap_or(1.0);
-        let unet = unet.or_else(|| positional.get(1).copied()).unwrap_or(te);
-        tags.push((name, LoraWeights { text_encoder: te, unet }));
-        rest = after.get(end + 1..).unwrap_or_default();
-    }
-    out.push_str(rest);
-    Ok((out, tags))
+    let invalid =
+        |e: crate::prompt::PromptError| LoraError::Sd(SdError::InvalidInput(e.to_string()));
+    let (text, tags) = crate::prompt::split_extra_networks(prompt).map_err(invalid)?;
+    let loras = tags
+        .iter()
+        .filter(|tag| crate::prompt::is_lora_kind(&tag.kind))
+        .map(|tag| {
+            let lora = crate::prompt::lora_from_tag(tag).map_err(invalid)?;
+            Ok((lora.name, LoraWeights { text_encoder: lora.te_weight, unet: lora.unet_weight }))
+        })
+        .collect::<Result<Vec<_>, LoraError>>()?;
+    Ok((text, loras))
 }
 
 /// Every patchable layer's current weight by its id (`unet:<LDM name>`, `te<i>:<HF path>`), as
