@@ -160,3 +160,20 @@ fn a_lora_for_the_other_architecture_is_refused() {
     // Progress lines may precede it; the error itself is one line.
     assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{stderr}");
 }
+
+#[test]
+fn embeddings_in_the_models_folder_are_used_by_name() {
+    let plain_dir = tempfile::tempdir().unwrap();
+    let (plain, _) = generate(plain_dir.path(), "sd1", "a photo of emb_sd1", &[]);
+    let cwd = tempfile::tempdir().unwrap();
+    let embeddings = cwd.path().join("models/embeddings");
+    std::fs::create_dir_all(&embeddings).unwrap();
+    std::fs::copy(
+        fixtures().join("lora/emb_sd1.safetensors"),
+        embeddings.join("emb_sd1.safetensors"),
+    )
+    .unwrap();
+    let (with_embedding, _) = generate(cwd.path(), "sd1", "a photo of emb_sd1", &[]);
+    let (psnr, _) = psnr_and_max(&plain, &with_embedding);
+    assert!(psnr < 40.0, "the embedding changed nothing (PSNR {psnr:.1} dB)");
+}

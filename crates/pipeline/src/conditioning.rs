@@ -4,7 +4,11 @@
 //! concatenated along the token axis.
 
 use candle_core::{D, DType, Device, Tensor};
-use sd::prompt::{CHUNK_LEN, Chunk, NoEmbeddings, PromptChunks, PromptOptions, tokenize_prompt};
+use sd::embedding::{EmbeddingPlacement, EmbeddingSet, hidden_states_with_embeddings};
+use sd::prompt::{
+    CHUNK_LEN, Chunk, EmbeddingLookup, EmbeddingMatch, NoEmbeddings, PromptChunks, PromptOptions,
+    tokenize_prompt,
+};
 use sd::tokenizer::ClipTokenizer;
 use sd::{SdError, StableDiffusion, TextEncoder};
 
@@ -29,13 +33,23 @@ impl PromptTokenizers {
         Ok(Self { tokenizers })
     }
 
-    /// The prompt split into chunks for every encoder (A1111 syntax, BREAK, comma backtrack).
-    pub fn tokenize(&self, prompt: &str) -> Result<Vec<PromptChunks>, PipelineError> {
+    /// The prompt split into chunks for every encoder (A1111 syntax, BREAK, comma backtrack),
+    /// with the names of `embeddings` claimed as textual-inversion slots.
+    pub fn tokenize(
+        &self,
+        prompt: &str,
+        embeddings: &EmbeddingSet,
+    ) -> Result<Vec<PromptChunks>, PipelineError> {
         self.tokenizers
             .iter()
             .map(|t| {
-                tokenize_prompt(prompt, t, &PromptOptions::default(), &NoEmbeddings)
-                    .map_err(|e| PipelineError::Prompt(e.to_string()))
+                let result = if embeddings.is_empty() {
+                    tokenize_prompt(prompt, t, &PromptOptions::default(), &NoEmbeddings)
+                } else {
+                    let matcher = EmbeddingMatcher::new(embeddings, t);
+                    tokenize_prompt(prompt, t, &PromptOptions::default(), &matcher)
+                };
+                result.map_err(|e| PipelineError::Prompt(e.to_string()))
             })
             .collect()
     }
@@ -56,25 +70,31 @@ pub struct Conditioning {
 }
 
 /// The per-encoder chunk lists of one prompt: one list for SD1, two (CLIP-L, OpenCLIP-G) for
-/// SDXL, each tokenized with that encoder's padding rule.
+/// SDXL, each tokenized with that encoder's padding rule. Chunks with textual-inversion slots get
+/// their embedding's vectors from `embeddings` in place of the token lookup.
 pub fn encode_prompt(
     model: &StableDiffusion,
     chunks_per_encoder: &[Vec<Chunk>],
     clip_skip: usize,
+    embeddings: &EmbeddingSet,
 ) -> Result<Conditioning, SdError> {
     let device = &model.device;
     match (model.text_encoders.as_slice(), chunks_per_encoder) {
         ([clip], [chunks]) => {
-            let context = encode_chunks(clip, chunks, device, |enc, ids| {
-                enc.encode_with_clip_skip(ids, clip_skip)
+            // SD1: hidden_states[-clip_skip], then the final LayerNorm.
+            let context = encode_chunks(clip, 0, chunks, embeddings, device, |enc, states| {
+                let back = clip_skip.clamp(1, states.len());
+                let chosen = states
+                    .get(states.len() - back)
+                    .ok_or_else(|| SdError::InvalidInput(format!("clip skip {clip_skip}")))?;
+                enc.final_layer_norm(chosen)
             })?;
             Ok(Conditioning { context, pooled: None })
         }
         ([clip_l, clip_g], [chunks_l, chunks_g]) => {
             // SDXL: penultimate states of both encoders without final LayerNorm; clip skip is
             // ignored, as in A1111.
-            let penultimate = |enc: &TextEncoder, ids: &Tensor| -> Result<Tensor, SdError> {
-                let states = enc.hidden_states(ids)?;
+            let penultimate = |_: &TextEncoder, states: Vec<Tensor>| -> Result<Tensor, SdError> {
                 let index = states.len().checked_sub(2).ok_or_else(|| {
                     SdError::InvalidInput("text encoder has no penultimate layer".into())
                 })?;
@@ -90,18 +110,17 @@ pub fn encode_prompt(
                     chunks_g.len()
                 )));
             }
-            let context_l = encode_chunks(clip_l, chunks_l, device, penultimate)?;
-            let context_g = encode_chunks(clip_g, chunks_g, device, penultimate)?;
+            let context_l = encode_chunks(clip_l, 0, chunks_l, embeddings, device, penultimate)?;
+            let context_g = encode_chunks(clip_g, 1, chunks_g, embeddings, device, penultimate)?;
             let context = Tensor::cat(&[&context_l, &context_g], D::Minus1)?;
             let first = chunks_g
                 .first()
                 .ok_or_else(|| SdError::InvalidInput("a prompt has at least one chunk".into()))?;
-            let ids = chunk_ids(first, device)?;
-            let states = clip_g.hidden_states(&ids)?;
+            let states = chunk_states(clip_g, 1, first, embeddings, device)?;
             let last = states
                 .last()
                 .ok_or_else(|| SdError::InvalidInput("text encoder has no layers".into()))?;
-            let pooled = clip_g.pooled(last, &ids)?;
+            let pooled = clip_g.pooled(last, &chunk_ids(first, device)?)?;
             Ok(Conditioning { context, pooled: Some(pooled) })
         }
         (encoders, chunks) => Err(SdError::InvalidInput(format!(
@@ -116,20 +135,84 @@ fn chunk_ids(chunk: &Chunk, device: &Device) -> Result<Tensor, SdError> {
     Ok(Tensor::from_slice(&chunk.tokens, (1, CHUNK_LEN), device)?)
 }
 
+/// All hidden states of one chunk, with its embedding slots filled.
+fn chunk_states(
+    encoder: &TextEncoder,
+    encoder_index: usize,
+    chunk: &Chunk,
+    embeddings: &EmbeddingSet,
+    device: &Device,
+) -> Result<Vec<Tensor>, SdError> {
+    let ids = chunk_ids(chunk, device)?;
+    if chunk.embeddings.is_empty() {
+        return encoder.hidden_states(&ids);
+    }
+    let placements = chunk
+        .embeddings
+        .iter()
+        .map(|slot| {
+            let embedding = embeddings.get(&slot.name).ok_or_else(|| {
+                SdError::InvalidInput(format!("embedding `{}` is not loaded", slot.name))
+            })?;
+            Ok(EmbeddingPlacement { row: 0, position: slot.offset, embedding })
+        })
+        .collect::<Result<Vec<_>, SdError>>()?;
+    hidden_states_with_embeddings(encoder, encoder_index, &ids, &placements)
+}
+
 fn encode_chunks(
     encoder: &TextEncoder,
+    encoder_index: usize,
     chunks: &[Chunk],
+    embeddings: &EmbeddingSet,
     device: &Device,
-    encode: impl Fn(&TextEncoder, &Tensor) -> Result<Tensor, SdError>,
+    select: impl Fn(&TextEncoder, Vec<Tensor>) -> Result<Tensor, SdError>,
 ) -> Result<Tensor, SdError> {
     let encoded = chunks
         .iter()
         .map(|chunk| {
-            let z = encode(encoder, &chunk_ids(chunk, device)?)?;
+            let states = chunk_states(encoder, encoder_index, chunk, embeddings, device)?;
+            let z = select(encoder, states)?;
             apply_emphasis(&z, &chunk.multipliers)
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Tensor::cat(&encoded, 1)?)
+}
+
+/// Finds textual-inversion embedding names in a tokenized prompt fragment, as A1111's
+/// `find_embedding_at_position`: names are tokenized with the encoder's own tokenizer and the
+/// longest name starting at a position wins.
+struct EmbeddingMatcher {
+    /// (name ids, name, vector count), longest ids first.
+    names: Vec<(Vec<u32>, String, usize)>,
+}
+
+impl EmbeddingMatcher {
+    fn new(set: &EmbeddingSet, tokenizer: &ClipTokenizer) -> Self {
+        let mut names: Vec<(Vec<u32>, String, usize)> = set
+            .names()
+            .filter_map(|name| {
+                let embedding = set.get(name)?;
+                let ids = tokenizer.encode(name);
+                (!ids.is_empty()).then(|| (ids, name.to_owned(), embedding.vector_count()))
+            })
+            .collect();
+        names.sort_by_key(|n| std::cmp::Reverse(n.0.len()));
+        Self { names }
+    }
+}
+
+impl EmbeddingLookup for EmbeddingMatcher {
+    fn find_at(&self, fragment_tokens: &[u32], position: usize) -> Option<EmbeddingMatch> {
+        let rest = fragment_tokens.get(position..)?;
+        self.names.iter().find(|(ids, _, _)| rest.starts_with(ids)).map(|(ids, name, vectors)| {
+            EmbeddingMatch {
+                name: name.clone(),
+                name_token_count: ids.len(),
+                vector_count: *vectors,
+            }
+        })
+    }
 }
 
 /// A1111's "Original" emphasis on one chunk's output `[1, 77, C]` (see

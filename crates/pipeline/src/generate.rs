@@ -16,6 +16,7 @@ use sd::{SdError, StableDiffusion};
 use crate::conditioning::{Conditioning, PromptTokenizers, chunk_lists, encode_prompt};
 use crate::convert::{LatentSpace, images_to_tensor, latent_preview, tensor_to_images};
 use crate::request::GenerationRequest;
+use sd::embedding::EmbeddingSet;
 use sd::prompt::Chunk;
 
 /// Latent pixels (both CFG halves counted) one UNet call may process; bigger batches are split
@@ -86,6 +87,8 @@ pub struct Generated {
 pub struct EncodedPrompts<'a> {
     pub cond: &'a [Vec<Chunk>],
     pub uncond: &'a [Vec<Chunk>],
+    /// Textual-inversion embeddings the chunks' slots name.
+    pub embeddings: &'a EmbeddingSet,
 }
 
 /// Runs a request end to end: tokenizes prompt and negative prompt (A1111 syntax), then
@@ -95,10 +98,21 @@ pub fn generate(
     request: &GenerationRequest,
     progress: &mut dyn FnMut(&StepReport<'_>) -> ControlFlow<()>,
 ) -> Result<Generated, PipelineError> {
+    generate_with_embeddings(model, request, &EmbeddingSet::default(), progress)
+}
+
+/// [`generate`] with textual-inversion embeddings usable by name in both prompts.
+pub fn generate_with_embeddings(
+    model: &StableDiffusion,
+    request: &GenerationRequest,
+    embeddings: &EmbeddingSet,
+    progress: &mut dyn FnMut(&StepReport<'_>) -> ControlFlow<()>,
+) -> Result<Generated, PipelineError> {
     let tokenizers = PromptTokenizers::for_model(model)?;
-    let cond = chunk_lists(&tokenizers.tokenize(&request.prompt)?);
-    let uncond = chunk_lists(&tokenizers.tokenize(&request.negative_prompt)?);
-    generate_with_chunks(model, request, &EncodedPrompts { cond: &cond, uncond: &uncond }, progress)
+    let cond = chunk_lists(&tokenizers.tokenize(&request.prompt, embeddings)?);
+    let uncond = chunk_lists(&tokenizers.tokenize(&request.negative_prompt, embeddings)?);
+    let prompts = EncodedPrompts { cond: &cond, uncond: &uncond, embeddings };
+    generate_with_chunks(model, request, &prompts, progress)
 }
 
 /// Runs txt2img or img2img (inpainting is handled by its own module) for the whole batch.
@@ -113,8 +127,8 @@ pub fn generate_with_chunks(
         return Err(PipelineError::InvalidRequest("inpainting is not supported yet".into()));
     }
     let clip_skip = request.clip_skip.max(1) as usize;
-    let cond = encode_prompt(model, prompts.cond, clip_skip)?;
-    let uncond = encode_prompt(model, prompts.uncond, clip_skip)?;
+    let cond = encode_prompt(model, prompts.cond, clip_skip, prompts.embeddings)?;
+    let uncond = encode_prompt(model, prompts.uncond, clip_skip, prompts.embeddings)?;
     let schedule = DiscreteSchedule::stable_diffusion();
     let full_sigmas = schedule.sigmas_for(request.schedule, request.steps as usize)?;
     let (sigmas, init_latent) = match &request.init {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
 use pentimento_pipeline::conditioning::encode_prompt;
+use sd::embedding::EmbeddingSet;
 use sd::prompt::Chunk;
 use sd::{Checkpoint, StableDiffusion};
 
@@ -69,12 +70,13 @@ fn contexts_match_a1111_for_every_prompt_case() {
             let name = case["name"].as_str().unwrap();
             let per_encoder: Vec<Vec<Chunk>> =
                 case["encoders"].as_array().unwrap().iter().map(chunks).collect();
-            let cond = encode_prompt(&model, &per_encoder, 1).unwrap();
+            let cond = encode_prompt(&model, &per_encoder, 1, &EmbeddingSet::default()).unwrap();
             let want = &expected[&format!("{name}.context")];
             let diff = max_abs_diff(&cond.context, want);
             assert!(diff <= 1e-4, "{model_name}/{name}: context max |Δ| = {diff}");
             if model_name == "sd1" {
-                let skip2 = encode_prompt(&model, &per_encoder, 2).unwrap();
+                let skip2 =
+                    encode_prompt(&model, &per_encoder, 2, &EmbeddingSet::default()).unwrap();
                 let want = &expected[&format!("{name}.clip_skip_2.context")];
                 let diff = max_abs_diff(&skip2.context, want);
                 assert!(diff <= 1e-4, "{name}: clip skip 2 max |Δ| = {diff}");

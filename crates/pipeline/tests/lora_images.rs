@@ -9,21 +9,22 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use candle_core::{DType, Device};
-use pentimento_pipeline::conditioning::TokenChunk;
 use pentimento_pipeline::generate::{EncodedPrompts, generate_with_chunks};
 use pentimento_pipeline::request::GenerationRequest;
 use raster::{DecodeLimits, decode_image};
 use sampling::{SamplerKind, Schedule};
+use sd::embedding::EmbeddingSet;
 use sd::lora::{
     LoraSpec, LoraWeights, apply_loras, layer_weights, load_standalone_vae, replace_vae, restore,
 };
+use sd::prompt::Chunk;
 use sd::{Checkpoint, StableDiffusion};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
 
-fn chunks(encoders: &serde_json::Value) -> Vec<Vec<TokenChunk>> {
+fn chunks(encoders: &serde_json::Value) -> Vec<Vec<Chunk>> {
     encoders
         .as_array()
         .unwrap()
@@ -46,9 +47,11 @@ fn chunks(encoders: &serde_json::Value) -> Vec<Vec<TokenChunk>> {
                         .iter()
                         .map(|v| v.as_f64().unwrap() as f32)
                         .collect();
-                    TokenChunk {
-                        ids: ids.try_into().unwrap(),
+                    Chunk {
+                        tokens: ids.try_into().unwrap(),
                         multipliers: mult.try_into().unwrap(),
+                        prompt_token_count: 0,
+                        embeddings: Vec::new(),
                     }
                 })
                 .collect()
@@ -112,7 +115,8 @@ fn lora_and_vae_images_match_the_reference() {
         request.sampler = SamplerKind::Euler;
         request.schedule = Schedule::Normal;
         let (cond, uncond) = (chunks(&job["cond"]), chunks(&job["uncond"]));
-        let prompts = EncodedPrompts { cond: &cond, uncond: &uncond };
+        let no_embeddings = EmbeddingSet::default();
+        let prompts = EncodedPrompts { cond: &cond, uncond: &uncond, embeddings: &no_embeddings };
         let generated =
             generate_with_chunks(&model, &request, &prompts, &mut |_| ControlFlow::Continue(()))
                 .unwrap();

@@ -8,11 +8,12 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use candle_core::DType;
 use doc::infotext::LoraHash;
-use pipeline::generate::{device_from_name, generate};
+use pipeline::generate::{device_from_name, generate_with_embeddings};
 use pipeline::infotext::{ModelIdentity, infotext_for};
 use pipeline::request::{GenerationRequest, InitImage, InpaintArea, InpaintOptions, MaskedContent};
 use raster::{DecodeLimits, PngCompression, Rect, decode_image, encode_png};
 use sampling::{SamplerKind, Schedule};
+use sd::embedding::EmbeddingSet;
 use sd::library::{Library, ModelKind};
 use sd::lora::{LoraSpec, LoraWeights, apply_loras, load_standalone_vae, replace_vae};
 use sd::prompt::{is_lora_kind, lora_from_tag, split_extra_networks};
@@ -178,7 +179,18 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     }
     eprintln!("loaded in {:.1} s; seed {seed}", started.elapsed().as_secs_f64());
     let started = Instant::now();
-    let generated = generate(&model, &request, &mut |report| {
+    // Textual-inversion embeddings in models/embeddings are usable by file name in prompts.
+    let embeddings_dir = Path::new("models/embeddings");
+    let embeddings = if embeddings_dir.is_dir() {
+        let (set, failures) = EmbeddingSet::load_folder(embeddings_dir)?;
+        for (path, error) in failures {
+            eprintln!("warning: embedding {} skipped: {error}", path.display());
+        }
+        set
+    } else {
+        EmbeddingSet::default()
+    };
+    let generated = generate_with_embeddings(&model, &request, &embeddings, &mut |report| {
         eprint!("\rstep {}/{}", report.step, report.total);
         let _ = std::io::stderr().flush();
         ControlFlow::Continue(())
