@@ -2,6 +2,8 @@
 //! chunk ids and multipliers per encoder; prompts_<model>.safetensors the expected tensors).
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test helpers fail loudly")]
 
+mod support;
+
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
@@ -12,34 +14,6 @@ use sd::{Checkpoint, StableDiffusion};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
-fn chunks(encoder: &serde_json::Value) -> Vec<Chunk> {
-    encoder
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            let ids: Vec<u32> = c["tokens"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-                .collect();
-            let mult: Vec<f32> = c["multipliers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap() as f32)
-                .collect();
-            Chunk {
-                tokens: ids.try_into().unwrap(),
-                multipliers: mult.try_into().unwrap(),
-                prompt_token_count: 0,
-                embeddings: Vec::new(),
-            }
-        })
-        .collect()
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -68,8 +42,12 @@ fn contexts_match_a1111_for_every_prompt_case() {
                 continue;
             }
             let name = case["name"].as_str().unwrap();
-            let per_encoder: Vec<Vec<Chunk>> =
-                case["encoders"].as_array().unwrap().iter().map(chunks).collect();
+            let per_encoder: Vec<Vec<Chunk>> = case["encoders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(support::chunks_from_json)
+                .collect();
             let cond = encode_prompt(&model, &per_encoder, 1, &EmbeddingSet::default()).unwrap();
             let want = &expected[&format!("{name}.context")];
             let diff = max_abs_diff(&cond.context, want);

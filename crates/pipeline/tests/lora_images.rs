@@ -5,6 +5,8 @@
 //! `sd::lora::apply_loras` and restored afterwards; the pipeline itself is unchanged.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test helpers fail loudly")]
 
+mod support;
+
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
@@ -25,38 +27,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn chunks(encoders: &serde_json::Value) -> Vec<Vec<Chunk>> {
-    encoders
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|chunks| {
-            chunks
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| {
-                    let ids: Vec<u32> = c["tokens"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|v| v.as_u64().unwrap() as u32)
-                        .collect();
-                    let mult: Vec<f32> = c["multipliers"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|v| v.as_f64().unwrap() as f32)
-                        .collect();
-                    Chunk {
-                        tokens: ids.try_into().unwrap(),
-                        multipliers: mult.try_into().unwrap(),
-                        prompt_token_count: 0,
-                        embeddings: Vec::new(),
-                    }
-                })
-                .collect()
-        })
-        .collect()
+    encoders.as_array().unwrap().iter().map(support::chunks_from_json).collect()
 }
 
 fn psnr(a: &[[u8; 4]], b: &[[u8; 4]]) -> f64 {
