@@ -56,6 +56,76 @@ pub enum MaskedContent {
     LatentNothing,
 }
 
+/// Names: the CLI's (`--inpaint-area`, `--masked-content`) and A1111's infotext values; both
+/// parse back.
+impl InpaintArea {
+    pub const ALL: [InpaintArea; 2] = [InpaintArea::WholePicture, InpaintArea::OnlyMasked];
+
+    /// The CLI name (`--inpaint-area`).
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            InpaintArea::WholePicture => "whole",
+            InpaintArea::OnlyMasked => "masked",
+        }
+    }
+
+    /// A1111's infotext value.
+    pub fn infotext_name(self) -> &'static str {
+        match self {
+            InpaintArea::WholePicture => "Whole picture",
+            InpaintArea::OnlyMasked => "Only masked",
+        }
+    }
+}
+
+impl MaskedContent {
+    pub const ALL: [MaskedContent; 4] = [
+        MaskedContent::Original,
+        MaskedContent::Fill,
+        MaskedContent::LatentNoise,
+        MaskedContent::LatentNothing,
+    ];
+
+    /// The CLI name (`--masked-content`).
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            MaskedContent::Original => "original",
+            MaskedContent::Fill => "fill",
+            MaskedContent::LatentNoise => "noise",
+            MaskedContent::LatentNothing => "nothing",
+        }
+    }
+
+    /// A1111's infotext value.
+    pub fn infotext_name(self) -> &'static str {
+        match self {
+            MaskedContent::Original => "original",
+            MaskedContent::Fill => "fill",
+            MaskedContent::LatentNoise => "latent noise",
+            MaskedContent::LatentNothing => "latent nothing",
+        }
+    }
+}
+
+macro_rules! from_str_by_names {
+    ($ty:ty, $what:literal) => {
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                Self::ALL
+                    .into_iter()
+                    .find(|v| v.cli_name() == s || v.infotext_name().eq_ignore_ascii_case(s))
+                    .ok_or_else(|| {
+                        let names: Vec<_> = Self::ALL.iter().map(|v| v.cli_name()).collect();
+                        format!("unknown {} '{s}' (expected one of: {})", $what, names.join(", "))
+                    })
+            }
+        }
+    };
+}
+from_str_by_names!(InpaintArea, "inpaint area");
+from_str_by_names!(MaskedContent, "masked content");
+
 /// Inpainting parameters, present only for [`GenerationMode::Inpaint`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

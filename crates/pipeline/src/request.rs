@@ -2,101 +2,11 @@
 
 use raster::{Gray8, Image, Rect, Rgba8};
 use sampling::{SamplerKind, Schedule};
-use serde::{Deserialize, Serialize};
 
 use crate::generate::PipelineError;
 
-/// Where the model looks when inpainting.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InpaintArea {
-    /// The whole picture, resized to the working size.
-    #[default]
-    Whole,
-    /// Only the masked region plus padding (and the context box), at the working size.
-    Masked,
-}
-
-/// What the masked pixels start as before sampling.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MaskedContent {
-    #[default]
-    Original,
-    Fill,
-    /// "latent noise" in A1111.
-    Noise,
-    /// "latent nothing" in A1111.
-    Nothing,
-}
-
-impl InpaintArea {
-    pub const ALL: [InpaintArea; 2] = [InpaintArea::Whole, InpaintArea::Masked];
-
-    /// The CLI name (`--inpaint-area`).
-    pub fn cli_name(self) -> &'static str {
-        match self {
-            InpaintArea::Whole => "whole",
-            InpaintArea::Masked => "masked",
-        }
-    }
-
-    /// A1111's infotext value.
-    pub fn infotext_name(self) -> &'static str {
-        match self {
-            InpaintArea::Whole => "Whole picture",
-            InpaintArea::Masked => "Only masked",
-        }
-    }
-}
-
-impl MaskedContent {
-    pub const ALL: [MaskedContent; 4] = [
-        MaskedContent::Original,
-        MaskedContent::Fill,
-        MaskedContent::Noise,
-        MaskedContent::Nothing,
-    ];
-
-    /// The CLI name (`--masked-content`).
-    pub fn cli_name(self) -> &'static str {
-        match self {
-            MaskedContent::Original => "original",
-            MaskedContent::Fill => "fill",
-            MaskedContent::Noise => "noise",
-            MaskedContent::Nothing => "nothing",
-        }
-    }
-
-    /// A1111's infotext value.
-    pub fn infotext_name(self) -> &'static str {
-        match self {
-            MaskedContent::Original => "original",
-            MaskedContent::Fill => "fill",
-            MaskedContent::Noise => "latent noise",
-            MaskedContent::Nothing => "latent nothing",
-        }
-    }
-}
-
-macro_rules! from_str_by_names {
-    ($ty:ty, $what:literal) => {
-        impl std::str::FromStr for $ty {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                Self::ALL
-                    .into_iter()
-                    .find(|v| v.cli_name() == s || v.infotext_name().eq_ignore_ascii_case(s))
-                    .ok_or_else(|| {
-                        let names: Vec<_> = Self::ALL.iter().map(|v| v.cli_name()).collect();
-                        format!("unknown {} '{s}' (expected one of: {})", $what, names.join(", "))
-                    })
-            }
-        }
-    };
-}
-from_str_by_names!(InpaintArea, "inpaint area");
-from_str_by_names!(MaskedContent, "masked content");
+/// The inpaint vocabulary is the document's (records store the same values).
+pub use doc::{InpaintArea, MaskedContent};
 
 /// The inpaint part of a request.
 #[derive(Clone, Debug)]
@@ -234,9 +144,10 @@ mod tests {
 
     #[test]
     fn names_parse_both_ways() {
-        assert_eq!("masked".parse::<InpaintArea>(), Ok(InpaintArea::Masked));
-        assert_eq!("Only masked".parse::<InpaintArea>(), Ok(InpaintArea::Masked));
-        assert_eq!("latent noise".parse::<MaskedContent>(), Ok(MaskedContent::Noise));
+        assert_eq!("masked".parse::<InpaintArea>(), Ok(InpaintArea::OnlyMasked));
+        assert_eq!("Only masked".parse::<InpaintArea>(), Ok(InpaintArea::OnlyMasked));
+        assert_eq!("latent noise".parse::<MaskedContent>(), Ok(MaskedContent::LatentNoise));
+        assert_eq!("noise".parse::<MaskedContent>(), Ok(MaskedContent::LatentNoise));
         assert!("blah".parse::<MaskedContent>().unwrap_err().contains("original, fill"));
     }
 }
