@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 
 use candle_core::{DType, Device, Tensor};
 use raster::resample::{ResampleFilter, resize_rgba};
-use raster::{Image, Rgba8};
+use raster::{Image, Rect, Rgba8};
 use sampling::{Denoiser, DiscreteSchedule, TorchNoise, sample};
 use sd::{SdError, StableDiffusion};
 
@@ -76,11 +76,33 @@ impl StepReport<'_> {
     }
 }
 
+/// One result as the editor applies it: a layer's pixels and where they sit on the canvas.
+/// For inpainting it is the generated crop with alpha = the overlay mask, placed at the crop
+/// box, so compositing it over the source gives exactly the pasted image; for txt2img and
+/// img2img it is the whole image, opaque, at the origin.
+#[derive(Clone, Debug)]
+pub struct ResultLayer {
+    pub image: Image<Rgba8>,
+    /// Canvas pixels covered; `image` has this rectangle's size.
+    pub rect: Rect,
+}
+
+impl ResultLayer {
+    /// An opaque full image at the canvas origin.
+    pub fn whole(image: Image<Rgba8>) -> Self {
+        let rect = Rect::new(0, 0, image.width(), image.height());
+        Self { image, rect }
+    }
+}
+
 /// The generated images of a request, in batch order (image i used seed + i).
 #[derive(Debug)]
 pub struct Generated {
+    /// Final images as A1111 writes them (for inpainting: pasted back into the full input).
     pub images: Vec<Image<Rgba8>>,
     pub seeds: Vec<u64>,
+    /// The same results as layers, one per image.
+    pub layers: Vec<ResultLayer>,
 }
 
 /// Prompt and negative prompt already split into chunks per text encoder.
@@ -200,7 +222,8 @@ pub fn generate_with_chunks(
         images.extend(tensor_to_images(&decoded)?);
     }
     let seeds = (0..batch as u64).map(|i| request.seed.wrapping_add(i)).collect();
-    Ok(Generated { images, seeds })
+    let layers = images.iter().cloned().map(ResultLayer::whole).collect();
+    Ok(Generated { images, seeds, layers })
 }
 
 /// Pixels `[B, 3, H, W]` in [-1, 1] (f32) → scaled latents (f32): the VAE posterior mean times
