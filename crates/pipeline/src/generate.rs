@@ -15,7 +15,8 @@ use sd::{SdError, StableDiffusion};
 
 use crate::conditioning::{Conditioning, PromptTokenizers, chunk_lists, encode_prompt};
 use crate::convert::{LatentSpace, images_to_tensor, latent_preview, tensor_to_images};
-use crate::request::GenerationRequest;
+use crate::inpaint::InpaintPlan;
+use crate::request::{GenerationRequest, MaskedContent};
 use sd::embedding::EmbeddingSet;
 use sd::prompt::Chunk;
 
@@ -137,7 +138,7 @@ pub fn generate_with_embeddings(
     generate_with_chunks(model, request, &prompts, progress)
 }
 
-/// Runs txt2img or img2img (inpainting is handled by its own module) for the whole batch.
+/// Runs txt2img, img2img or inpainting for the whole batch.
 pub fn generate_with_chunks(
     model: &StableDiffusion,
     request: &GenerationRequest,
@@ -145,44 +146,76 @@ pub fn generate_with_chunks(
     progress: &mut dyn FnMut(&StepReport<'_>) -> ControlFlow<()>,
 ) -> Result<Generated, PipelineError> {
     request.validate()?;
-    if request.inpaint.is_some() {
-        return Err(PipelineError::InvalidRequest("inpainting is not supported yet".into()));
-    }
+    // Pixel work first: a bad mask is reported before any model time is spent.
+    let plan = match (&request.inpaint, &request.init) {
+        (Some(options), Some(init)) => {
+            Some(InpaintPlan::new(&init.image, options, request.width, request.height)?)
+        }
+        (Some(_), None) => {
+            return Err(PipelineError::InvalidRequest(
+                "inpainting needs an init image (the picture to inpaint)".into(),
+            ));
+        }
+        (None, _) => None,
+    };
     let clip_skip = request.clip_skip.max(1) as usize;
     let cond = encode_prompt(model, prompts.cond, clip_skip, prompts.embeddings)?;
     let uncond = encode_prompt(model, prompts.uncond, clip_skip, prompts.embeddings)?;
     let schedule = DiscreteSchedule::stable_diffusion();
     let full_sigmas = schedule.sigmas_for(request.schedule, request.steps as usize)?;
-    let (sigmas, init_latent) = match &request.init {
+    let (latent_h, latent_w) = (request.height as usize / 8, request.width as usize / 8);
+    let nine_channels = model.unet.config().in_channels == 9;
+    let mut latent_inpaint = None;
+    let (sigmas, init_latent, image_conditioning) = match &request.init {
         Some(init) => {
             let start = sampling::img2img_start(request.steps as usize, f64::from(init.strength))?;
             let sigmas = full_sigmas.get(start.start_index..).unwrap_or(&[]).to_vec();
-            let resized = if (init.image.width(), init.image.height())
-                == (request.width, request.height)
-            {
-                init.image.clone()
-            } else {
-                resize_rgba(&init.image, request.width, request.height, ResampleFilter::Lanczos3)
-                    .map_err(|e| PipelineError::InvalidRequest(e.to_string()))?
+            let mut conditioning = None;
+            let encoder_input = match &plan {
+                Some(plan) => {
+                    let mask = Tensor::from_vec(
+                        plan.latent_mask()?,
+                        (1, 1, latent_h, latent_w),
+                        &model.device,
+                    )?;
+                    latent_inpaint = Some((mask, plan.masked_content));
+                    if nine_channels {
+                        conditioning = Some(inpaint_conditioning(model, plan)?);
+                    }
+                    plan.encoder_image.clone()
+                }
+                None if (init.image.width(), init.image.height())
+                    == (request.width, request.height) =>
+                {
+                    init.image.clone()
+                }
+                None => resize_rgba(
+                    &init.image,
+                    request.width,
+                    request.height,
+                    ResampleFilter::Lanczos3,
+                )
+                .map_err(|e| PipelineError::InvalidRequest(e.to_string()))?,
             };
-            let pixels = images_to_tensor(&[&resized], &model.device)?;
+            let pixels = images_to_tensor(&[&encoder_input], &model.device)?;
             let z0 = encode_latents(model, &pixels)?;
-            (sigmas, Some(z0))
+            (sigmas, Some(z0), conditioning)
         }
-        None => (full_sigmas, None),
+        None => (full_sigmas, None, None),
+    };
+    let image_conditioning = match image_conditioning {
+        Some(c) => Some(c),
+        None if nine_channels => {
+            Some(blank_inpaint_conditioning(model, request.width, request.height)?)
+        }
+        None => None,
     };
     let steps_to_run = sigmas.len().saturating_sub(1);
-    let (latent_h, latent_w) = (request.height as usize / 8, request.width as usize / 8);
     let batch = request.batch_size.max(1) as usize;
     let group = (MAX_LATENT_PIXELS_PER_CALL / (2 * latent_h * latent_w).max(1)).clamp(1, batch);
     let groups = batch.div_ceil(group);
     let total = u32::try_from(steps_to_run * groups).unwrap_or(u32::MAX);
     let space = if model.arch().is_sdxl() { LatentSpace::Sdxl } else { LatentSpace::Sd1 };
-    let image_conditioning = if model.unet.config().in_channels == 9 {
-        Some(blank_inpaint_conditioning(model, request.width, request.height)?)
-    } else {
-        None
-    };
 
     let mut images = Vec::with_capacity(batch);
     let mut done_steps = 0u32;
@@ -193,9 +226,26 @@ pub fn generate_with_chunks(
             TorchNoise::from_seeds(first_seed, count, &[1, 4, latent_h, latent_w], &model.device);
         let initial = sampling::NoiseSource::next_noise(&mut noise)?;
         let sigma_start = sigmas.first().copied().unwrap_or(0.0);
-        let x = match &init_latent {
-            Some(z0) => (z0.repeat((count, 1, 1, 1))? + (initial * sigma_start)?)?,
-            None => (initial * sigma_start)?,
+        // z0: the clean start latent of each image; for inpainting after masked content
+        // (latent noise: the image's own initial noise inside the mask; latent nothing: 0).
+        let z0 = match (&init_latent, &latent_inpaint) {
+            (Some(e), Some((mask, content))) => {
+                let e = e.repeat((count, 1, 1, 1))?;
+                let keep = mask.affine(-1.0, 1.0)?;
+                Some(match content {
+                    MaskedContent::LatentNoise => {
+                        (e.broadcast_mul(&keep)? + initial.broadcast_mul(mask)?)?
+                    }
+                    MaskedContent::LatentNothing => e.broadcast_mul(&keep)?,
+                    MaskedContent::Original | MaskedContent::Fill => e,
+                })
+            }
+            (Some(e), None) => Some(e.repeat((count, 1, 1, 1))?),
+            (None, _) => None,
+        };
+        let x = match &z0 {
+            Some(z0) => (z0 + (&initial * sigma_start)?)?,
+            None => (&initial * sigma_start)?,
         };
         let mut denoiser = CfgDenoiser::new(
             model,
@@ -206,6 +256,9 @@ pub fn generate_with_chunks(
             count,
             image_conditioning.as_ref(),
         )?;
+        if let (Some((mask, _)), Some(z0)) = (&latent_inpaint, &z0) {
+            denoiser.blend = Some((mask.clone(), z0.clone()));
+        }
         let mut on_step = |p: sampling::StepProgress<'_>| {
             done_steps += 1;
             progress(&StepReport {
@@ -216,14 +269,63 @@ pub fn generate_with_chunks(
                 space,
             })
         };
-        let latents =
+        let mut latents =
             sample(request.sampler, &mut denoiser, &x, &sigmas, &mut noise, &mut on_step)?;
+        if let (Some((mask, _)), Some(z0)) = (&latent_inpaint, &z0) {
+            let keep = mask.affine(-1.0, 1.0)?;
+            latents = (latents.broadcast_mul(mask)? + z0.broadcast_mul(&keep)?)?;
+        }
         let decoded = decode_latents(model, &latents)?;
         images.extend(tensor_to_images(&decoded)?);
     }
     let seeds = (0..batch as u64).map(|i| request.seed.wrapping_add(i)).collect();
-    let layers = images.iter().cloned().map(ResultLayer::whole).collect();
+    let (images, layers) = match &plan {
+        Some(plan) => {
+            let mut finals = Vec::with_capacity(images.len());
+            let mut layers = Vec::with_capacity(images.len());
+            for generated in &images {
+                let (image, layer) = plan.paste_back(generated)?;
+                finals.push(image);
+                layers.push(layer);
+            }
+            (finals, layers)
+        }
+        None => {
+            let layers = images.iter().cloned().map(ResultLayer::whole).collect();
+            (images, layers)
+        }
+    };
     Ok(Generated { images, seeds, layers })
+}
+
+/// The 9-channel UNet's extra input for an inpaint: the rounded full-size mask sampled at
+/// pixel (8i, 8j) of each latent cell, and the latent of the image with masked pixels grey
+/// (A1111 `inpainting_image_conditioning`).
+fn inpaint_conditioning(
+    model: &StableDiffusion,
+    plan: &InpaintPlan,
+) -> Result<Tensor, PipelineError> {
+    let image = &plan.encoder_image;
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let pixel_mask = plan.pixel_mask();
+    let mut data = Vec::with_capacity(3 * w * h);
+    for c in 0..3 {
+        data.extend(image.pixels().iter().zip(&pixel_mask).map(|(p, &masked)| {
+            let v = f32::from(p.get(c).copied().unwrap_or(0)) / 255.0 * 2.0 - 1.0;
+            if masked { 0.0 } else { v }
+        }));
+    }
+    let pixels = Tensor::from_vec(data, (1, 3, h, w), &model.device)?;
+    let masked_latent = encode_latents(model, &pixels)?;
+    let cells: Vec<f32> =
+        (0..h / 8)
+            .flat_map(|i| (0..w / 8).map(move |j| (i, j)))
+            .map(|(i, j)| {
+                if pixel_mask.get(8 * i * w + 8 * j).copied().unwrap_or(false) { 1.0 } else { 0.0 }
+            })
+            .collect();
+    let mask = Tensor::from_vec(cells, (1, 1, h / 8, w / 8), &model.device)?;
+    Ok(Tensor::cat(&[&mask, &masked_latent], 1)?)
 }
 
 /// Pixels `[B, 3, H, W]` in [-1, 1] (f32) → scaled latents (f32): the VAE posterior mean times

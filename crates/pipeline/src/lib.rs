@@ -6,4 +6,5 @@ pub mod convert;
 pub mod generate;
 pub mod geometry;
 pub mod infotext;
+pub mod inpaint;
 pub mod request;

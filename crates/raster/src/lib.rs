@@ -37,5 +37,7 @@ pub use codec::{
 };
 pub use image::{Gray8, Image, Pixel, Rgba8};
 pub use rect::Rect;
-pub use resample::{ResampleFilter, ResizeError, resize_gray, resize_rgba};
+pub use resample::{
+    Edge, ResampleFilter, ResizeError, edge_strip_gray, edge_strip_rgba, resize_gray, resize_rgba,
+};
 pub use tiled::{TILE_SIZE, Tile, TileCoord, TiledImage};

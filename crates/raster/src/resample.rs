@@ -150,6 +150,126 @@ pub fn resize_gray(
     Ok(Image::from_pixels(width, height, bytes).unwrap_or_else(|| Image::new(width, height)))
 }
 
+/// The edge of an image that [`edge_strip_gray`] / [`edge_strip_rgba`] extend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Edge {
+    Top,
+    Bottom,
+    Left,
+    Right,
+}
+
+/// Pillow's resize of a zero-width box lying on one edge, as A1111's fit-and-fill
+/// (`resize_image` mode 2) paints its edge strips: `img.resize((w, thickness), filter,
+/// box=(0, 0, w, 0))` for the top edge and likewise for the others. With a zero-width box the
+/// filter is centred on the edge itself at scale 1, so every line of the strip is the same
+/// combination of the few outermost lines, in Pillow's fixed point — not a copy of the edge
+/// line (bicubic, Pillow's default filter: 1.125 and −0.125 of the outer two lines; Lanczos:
+/// L(0.5), L(1.5), L(2.5) normalised over the outer three).
+pub fn edge_strip_gray(
+    img: &Image<Gray8>,
+    edge: Edge,
+    thickness: u32,
+    filter: ResampleFilter,
+) -> Result<Image<Gray8>, ResizeError> {
+    let (w, h, bytes) =
+        edge_strip_bytes::<1>(img.pixels(), img.width(), img.height(), edge, thickness, filter)?;
+    Ok(Image::from_pixels(w, h, bytes).unwrap_or_else(|| Image::new(w, h)))
+}
+
+/// [`edge_strip_gray`] for straight-alpha RGBA (premultiplied around the filter, as Pillow's
+/// RGBA resize; opaque images are unaffected by that).
+pub fn edge_strip_rgba(
+    img: &Image<Rgba8>,
+    edge: Edge,
+    thickness: u32,
+    filter: ResampleFilter,
+) -> Result<Image<Rgba8>, ResizeError> {
+    let premultiplied = img.map(premultiply);
+    let (w, h, bytes) = edge_strip_bytes::<4>(
+        premultiplied.pixels().as_flattened(),
+        img.width(),
+        img.height(),
+        edge,
+        thickness,
+        filter,
+    )?;
+    let pixels = bytes.as_chunks::<4>().0.iter().map(|&p| unpremultiply(p)).collect();
+    Ok(Image::from_pixels(w, h, pixels).unwrap_or_else(|| Image::new(w, h)))
+}
+
+/// The strip's size and interleaved bytes: one filtered line, repeated `thickness` times.
+fn edge_strip_bytes<const C: usize>(
+    src: &[u8],
+    width: u32,
+    height: u32,
+    edge: Edge,
+    thickness: u32,
+    filter: ResampleFilter,
+) -> Result<(u32, u32, Vec<u8>), ResizeError> {
+    let vertical = matches!(edge, Edge::Top | Edge::Bottom);
+    let (out_w, out_h) = if vertical { (width, thickness) } else { (thickness, height) };
+    check_sizes(width, height, out_w, out_h)?;
+    let (w, h) = (width as usize, height as usize);
+    // Lines across the edge: rows for top/bottom, columns for left/right.
+    let (across, line_len) = if vertical { (h, w) } else { (w, h) };
+    let center = match edge {
+        Edge::Top | Edge::Left => 0.0,
+        Edge::Bottom | Edge::Right => across as f64,
+    };
+    let (first, weights) = edge_taps(across, center, filter);
+    let mut line = vec![0u8; line_len * C];
+    for (i, out) in line.chunks_exact_mut(C).enumerate() {
+        let mut acc = [HALF; C];
+        for (t, &k) in weights.iter().enumerate() {
+            let (x, y) = if vertical { (i, first + t) } else { (first + t, i) };
+            let at = (y * w + x) * C;
+            let Some(px) = src.get(at..at + C) else { continue };
+            for (a, &v) in acc.iter_mut().zip(px) {
+                *a += i32::from(v) * k;
+            }
+        }
+        for (o, a) in out.iter_mut().zip(acc) {
+            *o = clip8(a);
+        }
+    }
+    let mut bytes = Vec::with_capacity(out_w as usize * out_h as usize * C);
+    if vertical {
+        for _ in 0..thickness {
+            bytes.extend_from_slice(&line);
+        }
+    } else {
+        for px in line.chunks_exact(C) {
+            for _ in 0..thickness {
+                bytes.extend_from_slice(px);
+            }
+        }
+    }
+    Ok((out_w, out_h, bytes))
+}
+
+/// Pillow's `precompute_coeffs` for one output pixel of a zero-scale box at `center`
+/// (support × 1) and `normalize_coeffs_8bpc`: the first input line and the fixed-point weights.
+fn edge_taps(in_size: usize, center: f64, filter: ResampleFilter) -> (usize, Vec<i32>) {
+    let support = filter.support();
+    // C's (int) truncates toward zero.
+    let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+    let xmax = ((center + support + 0.5) as i64).min(in_size as i64).max(0) as usize;
+    let n = xmax.saturating_sub(xmin);
+    let raw: Vec<f64> =
+        (0..n).map(|x| filter.weight(((x + xmin) as f64 - center + 0.5) * 1.0)).collect();
+    let total: f64 = raw.iter().sum();
+    let weights = raw
+        .iter()
+        .map(|&k| {
+            let v = if total != 0.0 { k / total } else { k };
+            let scaled = v * f64::from(1u32 << PRECISION_BITS);
+            if v < 0.0 { (scaled - 0.5) as i32 } else { (scaled + 0.5) as i32 }
+        })
+        .collect();
+    (xmin, weights)
+}
+
 /// Pillow's `MULDIV255(c, a)`: `c·a/255` rounded, in integers.
 #[inline]
 fn muldiv255(c: u8, a: u8) -> u8 {
@@ -363,6 +483,31 @@ mod tests {
             let out = resize_rgba(&img, 29, 3, f).unwrap();
             assert!(out.pixels().iter().all(|p| *p == [10, 200, 30, 255]), "{f:?}");
         }
+    }
+
+    #[test]
+    fn edge_strips_use_three_lanczos_taps_of_the_edge_lines() {
+        // Weights L(0.5), L(1.5), L(2.5) normalised: 1.22283, −0.27174, 0.04891.
+        let img = Image::from_pixels(1, 4, vec![100u8, 0, 0, 50]).unwrap();
+        let top = edge_strip_gray(&img, Edge::Top, 2, ResampleFilter::Lanczos3).unwrap();
+        assert_eq!((top.width(), top.height()), (1, 2));
+        assert_eq!(top.pixels(), &[122, 122]);
+        // Bottom edge: 50 is the edge line, 0 and 0 the next ones.
+        let bottom = edge_strip_gray(&img, Edge::Bottom, 1, ResampleFilter::Lanczos3).unwrap();
+        assert_eq!(bottom.pixels(), &[61]);
+        let wide = Image::from_pixels(4, 1, vec![100u8, 0, 0, 50]).unwrap();
+        let left = edge_strip_gray(&wide, Edge::Left, 3, ResampleFilter::Lanczos3).unwrap();
+        assert_eq!((left.width(), left.height()), (3, 1));
+        assert_eq!(left.pixels(), &[122, 122, 122]);
+        let right = edge_strip_gray(&wide, Edge::Right, 1, ResampleFilter::Lanczos3).unwrap();
+        assert_eq!(right.pixels(), &[61]);
+        // Bicubic: 1.125·100 − 0.125·0 = 112.5 → 113 (half rounds up in Pillow's fixed point).
+        let cubic = edge_strip_gray(&img, Edge::Top, 1, ResampleFilter::Bicubic).unwrap();
+        assert_eq!(cubic.pixels(), &[113]);
+        // A one-line image: the single tap renormalised to 1 (a copy).
+        let thin = Image::from_pixels(2, 1, vec![7u8, 9]).unwrap();
+        let strip = edge_strip_gray(&thin, Edge::Top, 2, ResampleFilter::Lanczos3).unwrap();
+        assert_eq!(strip.pixels(), &[7, 9, 7, 9]);
     }
 
     #[test]
