@@ -22,6 +22,7 @@ mod ops;
 mod record;
 mod select;
 mod transform;
+mod tray;
 
 pub use brush::{Brush, PaintTarget, StrokePoint};
 pub use change::Change;
@@ -35,3 +36,4 @@ pub use record::{
     GenerationMode, GenerationRecord, InpaintArea, InpaintParams, LoraRef, MaskedContent, ModelRef,
 };
 pub use select::Clipboard;
+pub use tray::TrayCandidate;
