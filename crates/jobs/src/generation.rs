@@ -1,55 +1,110 @@
 //! The generation runner: the worker-side half of the queue for Stable Diffusion jobs. It owns
 //! the model cache — a checkpoint loads once and is reused by every later job naming the same
-//! file; naming another file frees the old model before loading the new one.
+//! file (and VAE); naming another file frees the old model before loading the new one. LoRAs are
+//! patched into the cached weights for one job and restored exactly afterwards, so changing them
+//! never reloads the checkpoint.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use candle_core::{DType, Device};
-use pipeline::generate::{PipelineError, generate};
+use pipeline::generate::{PipelineError, ResultLayer, generate_with_embeddings};
 use pipeline::infotext::{ModelIdentity, infotext_for};
+use pipeline::record::{Placement, record_for};
 use pipeline::request::GenerationRequest;
 use raster::{Image, Rgba8};
+use sd::embedding::EmbeddingSet;
+use sd::library::{HashCache, Library, MODEL_HASH_LEN, NETWORK_HASH_LEN, cached_file_hashes};
+use sd::lora::{LoraSpec, apply_loras, load_standalone_vae, replace_vae, restore};
 use sd::{Checkpoint, StableDiffusion};
 
 use crate::{JobContext, JobError, Runner};
 
-/// One job: which model, and the frozen request.
+/// One job: which files, and the frozen request.
 #[derive(Clone, Debug)]
 pub struct GenerationJob {
     pub model_path: PathBuf,
-    /// What the infotext says about the model (hash computed by the library beforehand).
-    pub identity: ModelIdentity,
+    /// A standalone VAE replacing the checkpoint's.
+    pub vae_path: Option<PathBuf>,
+    /// LoRAs to patch in for this job, each with the name the infotext gives it.
+    pub loras: Vec<(String, LoraSpec)>,
+    /// Textual-inversion embeddings usable by file name in the prompts.
+    pub embeddings_dir: Option<PathBuf>,
     pub request: GenerationRequest,
+    /// Where the results go in the document (copied into each record).
+    pub placement: Placement,
+}
+
+impl GenerationJob {
+    /// A job for `request` on the checkpoint at `model_path` with nothing else.
+    pub fn new(model_path: impl Into<PathBuf>, request: GenerationRequest) -> Self {
+        Self {
+            model_path: model_path.into(),
+            vae_path: None,
+            loras: Vec::new(),
+            embeddings_dir: None,
+            request,
+            placement: Placement::default(),
+        }
+    }
 }
 
 /// One generated image with everything needed to apply or save it.
 #[derive(Clone, Debug)]
 pub struct Candidate {
+    /// The full output image (pasted back over the init image for inpainting).
     pub image: Image<Rgba8>,
+    /// The same result as a placed layer (for inpainting: the box with alpha = overlay mask).
+    pub layer: ResultLayer,
     pub seed: u64,
     /// A1111 `parameters` text.
     pub infotext: String,
+    pub record: doc::GenerationRecord,
 }
 
 /// The models the worker keeps between jobs.
 pub struct GenerationRunner {
     device: Device,
     cached: Option<CachedModel>,
+    hashes: HashCache,
     /// How many times a checkpoint was loaded (tests and diagnostics).
     loads: u32,
 }
 
-struct CachedModel {
+#[derive(PartialEq)]
+struct ModelKey {
     path: PathBuf,
     modified: Option<SystemTime>,
+    vae: Option<(PathBuf, Option<SystemTime>)>,
+}
+
+struct CachedModel {
+    key: ModelKey,
     model: StableDiffusion,
 }
 
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn failed(e: impl std::fmt::Display) -> JobError {
+    JobError::Failed(e.to_string())
+}
+
+fn file_stem(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
 impl GenerationRunner {
+    /// A runner whose hash cache lives only in memory.
     pub fn new(device: Device) -> Self {
-        Self { device, cached: None, loads: 0 }
+        Self::with_hash_cache(device, HashCache::in_memory())
+    }
+
+    /// A runner sharing the on-disk hash cache, so a multi-GB checkpoint is hashed once ever.
+    pub fn with_hash_cache(device: Device, hashes: HashCache) -> Self {
+        Self { device, cached: None, hashes, loads: 0 }
     }
 
     /// Number of checkpoint loads so far.
@@ -57,22 +112,71 @@ impl GenerationRunner {
         self.loads
     }
 
-    fn model_for(&mut self, path: &Path) -> Result<&StableDiffusion, JobError> {
-        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        let reuse = self.cached.as_ref().is_some_and(|c| c.path == path && c.modified == modified);
-        if !reuse {
+    fn model_for(&mut self, job: &GenerationJob) -> Result<&mut StableDiffusion, JobError> {
+        let key = ModelKey {
+            path: job.model_path.clone(),
+            modified: modified(&job.model_path),
+            vae: job.vae_path.as_ref().map(|p| (p.clone(), modified(p))),
+        };
+        if self.cached.as_ref().is_none_or(|c| c.key != key) {
             // Free the old model first: two SDXL models at once would not fit in most machines.
             self.cached = None;
-            let checkpoint = Checkpoint::open(path).map_err(|e| JobError::Failed(e.to_string()))?;
-            let model = StableDiffusion::load(&checkpoint, &self.device, DType::F32)
-                .map_err(|e| JobError::Failed(e.to_string()))?;
+            let checkpoint = Checkpoint::open(&job.model_path).map_err(failed)?;
+            let mut model =
+                StableDiffusion::load(&checkpoint, &self.device, DType::F32).map_err(failed)?;
+            if let Some(vae_path) = &job.vae_path {
+                let vae = load_standalone_vae(vae_path, model.vae.scaling_factor(), &self.device)
+                    .map_err(|e| {
+                    JobError::Failed(format!("VAE {}: {e}", vae_path.display()))
+                })?;
+                replace_vae(&mut model, vae);
+            }
             self.loads += 1;
-            self.cached = Some(CachedModel { path: path.to_path_buf(), modified, model });
+            self.cached = Some(CachedModel { key, model });
         }
         self.cached
-            .as_ref()
-            .map(|c| &c.model)
+            .as_mut()
+            .map(|c| &mut c.model)
             .ok_or_else(|| JobError::Failed("internal error: no model loaded".into()))
+    }
+
+    /// `Model hash`, `VAE hash` and `Lora hashes` as A1111 writes them (hashed once per file
+    /// version thanks to the cache).
+    fn identity(&mut self, job: &GenerationJob) -> Result<ModelIdentity, JobError> {
+        let mut short = |path: &Path, len: usize| -> Result<String, JobError> {
+            let h = cached_file_hashes(path, &mut self.hashes, false).map_err(failed)?;
+            Ok(h.sha256.chars().take(len).collect())
+        };
+        let hash = if job.model_path.is_file() {
+            Some(short(&job.model_path, MODEL_HASH_LEN)?)
+        } else {
+            None
+        };
+        let vae_hash = job.vae_path.as_deref().map(|p| short(p, MODEL_HASH_LEN)).transpose()?;
+        let mut lora_hashes = Vec::new();
+        for (name, spec) in &job.loras {
+            let entry = Library::inspect_file(&spec.path);
+            let hash = match entry.metadata_hash {
+                Some(h) => h.chars().take(NETWORK_HASH_LEN).collect(),
+                None => {
+                    let h =
+                        cached_file_hashes(&spec.path, &mut self.hashes, true).map_err(failed)?;
+                    h.addnet_sha256.unwrap_or(h.sha256).chars().take(NETWORK_HASH_LEN).collect()
+                }
+            };
+            lora_hashes.push(doc::infotext::LoraHash { name: name.clone(), hash });
+        }
+        Ok(ModelIdentity {
+            name: file_stem(&job.model_path),
+            hash,
+            vae_name: job
+                .vae_path
+                .as_deref()
+                .and_then(Path::file_name)
+                .map(|n| n.to_string_lossy().into_owned()),
+            vae_hash,
+            lora_hashes,
+        })
     }
 }
 
@@ -87,31 +191,66 @@ impl Runner for GenerationRunner {
         ctx: &JobContext<'_, Image<Rgba8>>,
     ) -> Result<Vec<Candidate>, JobError> {
         ctx.check_cancelled()?;
-        let model = self.model_for(&job.model_path)?;
+        job.request.validate().map_err(failed)?;
+        let identity = self.identity(&job)?;
+        let embeddings = match &job.embeddings_dir {
+            Some(dir) if dir.is_dir() => {
+                let (set, failures) = EmbeddingSet::load_folder(dir).map_err(failed)?;
+                for (path, error) in failures {
+                    log::warn!("embedding {} skipped: {error}", path.display());
+                }
+                set
+            }
+            _ => EmbeddingSet::default(),
+        };
         ctx.check_cancelled()?;
-        let generated = generate(model, &job.request, &mut |report| {
+        let model = self.model_for(&job)?;
+        ctx.check_cancelled()?;
+        let specs: Vec<LoraSpec> = job.loras.iter().map(|(_, s)| s.clone()).collect();
+        let applied = if specs.is_empty() {
+            None
+        } else {
+            let applied = apply_loras(model, &specs).map_err(failed)?;
+            for key in applied.report().unmatched_keys() {
+                log::warn!("LoRA key matches no layer of this model: {key}");
+            }
+            Some(applied)
+        };
+        let generated = generate_with_embeddings(model, &job.request, &embeddings, &mut |report| {
             ctx.step(report.step, report.total, report.preview(0));
             if ctx.is_cancelled() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-        })
-        .map_err(|e| match e {
+        });
+        // Restore before anything else, even after a failure: the next job must see the
+        // checkpoint's own weights.
+        if let Some(applied) = applied
+            && let Err(e) = restore(model, applied)
+        {
+            self.cached = None;
+            return Err(JobError::Failed(format!(
+                "could not restore the model after its LoRAs: {e}"
+            )));
+        }
+        let generated = generated.map_err(|e| match e {
             PipelineError::Cancelled => JobError::Cancelled,
-            other => JobError::Failed(other.to_string()),
+            other => failed(other),
         })?;
-        Ok(generated
-            .images
-            .into_iter()
-            .zip(generated.seeds)
-            .enumerate()
-            .map(|(i, (image, seed))| Candidate {
+        let mut out = Vec::with_capacity(generated.images.len());
+        for (i, ((image, seed), layer)) in
+            generated.images.into_iter().zip(generated.seeds).zip(generated.layers).enumerate()
+        {
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
+            let mut placement = job.placement.clone();
+            if job.request.inpaint.is_some() {
+                placement.context_box = Some(layer.rect);
+            }
+            out.push(Candidate {
                 image,
+                layer,
                 seed,
-                infotext: infotext_for(
-                    &job.request,
-                    u32::try_from(i).unwrap_or(u32::MAX),
-                    &job.identity,
-                )
-                .to_text(),
-            })
-            .collect())
+                infotext: infotext_for(&job.request, index, &identity).to_text(),
+                record: record_for(&job.request, index, &identity, &placement),
+            });
+        }
+        Ok(out)
     }
 }

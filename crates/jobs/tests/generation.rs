@@ -9,7 +9,6 @@ use candle_core::{DType, Device};
 use pentimento_jobs::generation::{GenerationJob, GenerationRunner};
 use pentimento_jobs::{Event, JobQueue};
 use pipeline::generate::generate;
-use pipeline::infotext::ModelIdentity;
 use pipeline::request::GenerationRequest;
 use sd::{Checkpoint, StableDiffusion};
 
@@ -22,7 +21,7 @@ fn job(seed: u64, steps: u32) -> GenerationJob {
     let mut request = GenerationRequest::txt2img("a red fox", 64, 64, seed);
     request.steps = steps;
     request.batch_size = 2;
-    GenerationJob { model_path: model_path(), identity: ModelIdentity::default(), request }
+    GenerationJob::new(model_path(), request)
 }
 
 #[test]

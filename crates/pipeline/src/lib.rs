@@ -7,4 +7,5 @@ pub mod generate;
 pub mod geometry;
 pub mod infotext;
 pub mod inpaint;
+pub mod record;
 pub mod request;

@@ -7,9 +7,11 @@
 pub mod canvas;
 pub mod colour;
 pub mod file_browser;
+pub mod generation;
 pub mod layers;
 pub mod textures;
 pub mod toasts;
 pub mod tools;
+pub mod tray;
 pub mod view;
 pub mod widgets;

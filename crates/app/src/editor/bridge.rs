@@ -62,6 +62,8 @@ pub struct DocBridge {
     /// A layer-opacity slider drag's transaction is open.
     opacity_txn: bool,
     selection_bounds: Option<(u64, Option<Rect>)>,
+    /// The batch tray: generated candidates waiting to be applied (saved with the project).
+    pub tray: Vec<doc::TrayCandidate>,
 }
 
 fn to_brush(kind: StrokeKind, b: &ui::tools::BrushSettings, colour: Rgba8) -> Brush {
@@ -135,6 +137,7 @@ impl DocBridge {
             preview_open: false,
             opacity_txn: false,
             selection_bounds: None,
+            tray: Vec::new(),
         }
     }
 
@@ -563,6 +566,61 @@ impl DocBridge {
             record: None,
             index: None,
         })
+    }
+
+    // ---- generation ----------------------------------------------------------------------
+
+    /// The inpaint mask, canvas-sized (255 = regenerate).
+    pub fn mask_image(&self) -> Image<Gray8> {
+        self.doc.mask().to_image()
+    }
+
+    /// Whether any mask pixel is painted.
+    pub fn mask_is_painted(&self) -> bool {
+        self.doc.mask().allocated_tiles().next().is_some()
+            && raster::mask::bounding_box(&self.mask_image()).is_some()
+    }
+
+    /// Ids of the visible layers, bottom first: what a generation from the composite sees.
+    pub fn visible_layer_ids(&self) -> Vec<LayerId> {
+        self.doc.layers().iter().filter(|l| l.props.visible).map(|l| l.id()).collect()
+    }
+
+    pub fn active_layer_id(&self) -> Option<LayerId> {
+        self.doc.active_layer_id()
+    }
+
+    /// Adds `candidate` as a new layer (one undo step) just above the highest of `above`
+    /// still in the document, else above the active layer; the new layer becomes active.
+    pub fn apply_candidate(
+        &mut self,
+        candidate: &doc::TrayCandidate,
+        above: &[LayerId],
+    ) -> Result<Change, EditorError> {
+        let index = above
+            .iter()
+            .filter_map(|id| self.doc.layer_index(*id))
+            .max()
+            .or_else(|| self.doc.active_layer_id().and_then(|id| self.doc.layer_index(id)))
+            .map_or(self.doc.layers().len(), |i| i + 1);
+        self.apply(Command::AddLayerFromImage {
+            image: candidate.image.clone(),
+            x: candidate.x,
+            y: candidate.y,
+            name: candidate.name.clone(),
+            record: Some(candidate.record.clone()),
+            index: Some(index),
+        })
+    }
+
+    /// The record of layer `index`, if it was generated.
+    pub fn layer_record(&self, index: usize) -> Option<&doc::GenerationRecord> {
+        self.doc.layers().get(index).and_then(|l| l.record.as_ref())
+    }
+
+    /// Layer index of `id`, if it is still in the document.
+    pub fn index_of(&self, id: LayerId) -> Option<usize> {
+        self.doc.layer_index(id)
     }
 
     // ---- adjustments with live preview ---------------------------------------------------

@@ -137,6 +137,36 @@ pub fn menu_bar(app: &mut EditorApp, ui: &mut Ui) {
                 if item(ui, "Import image as layer…", "") {
                     app.ask_file(&ctx, BrowsePurpose::ImportLayer);
                 }
+                ui.separator();
+                let record = app.doc.layer_record(active).cloned();
+                let why = "The active layer was not generated";
+                if item_enabled(ui, record.is_some(), "Show parameters", "", why)
+                    && let Some(r) = &record
+                {
+                    app.dialog = Some(Dialog::Parameters {
+                        title: app
+                            .doc
+                            .layer_infos()
+                            .get(active)
+                            .map_or_else(String::new, |l| l.name.clone()),
+                        text: super::generation::record_text(r),
+                    });
+                }
+                if item_enabled(ui, record.is_some(), "Reuse parameters", "", why)
+                    && let Some(r) = &record
+                {
+                    app.reuse_record(r);
+                }
+                if item_enabled(ui, record.is_some(), "Generate again from here", "", why)
+                    && let Some(r) = &record
+                {
+                    app.reuse_record(r);
+                    app.settings.generation.seed_mode = ui::generation::SeedMode::Random;
+                    app.generate(&ctx, None);
+                }
+                if item(ui, "Lineage…", "") {
+                    app.generation.show_lineage = true;
+                }
             });
             ui.menu_button("Select", |ui| {
                 if item(ui, "Select all", "Ctrl+A") {

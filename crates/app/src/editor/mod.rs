@@ -4,6 +4,7 @@
 //! exactly as eframe does (see `crates/app/tests/ui_editor.rs`).
 
 mod bridge;
+pub mod generation;
 mod jobs;
 mod menus;
 mod ora_io;
@@ -75,6 +76,15 @@ enum Dialog {
     /// Close requested with unsaved changes.
     UnsavedClose,
     About,
+    /// A generated layer's parameters, as A1111 writes them.
+    Parameters {
+        title: String,
+        text: String,
+    },
+    /// A dropped PNG carries A1111 parameters: offer to reuse them.
+    ImportParameters {
+        text: String,
+    },
 }
 
 /// The editor.
@@ -103,6 +113,10 @@ pub struct EditorApp {
     /// Mean frame time readout (ms) and the bench run state.
     frame_ms: f32,
     bench: Option<bench::BenchRun>,
+    /// Generation: panel state, queue, progress, tray thumbnails.
+    pub generation: generation::GenerationUi,
+    /// The tray changed since the last save (it is saved with the project).
+    tray_changed: bool,
 }
 
 pub mod bench;
@@ -133,6 +147,8 @@ impl EditorApp {
             thumbnails: HashMap::new(),
             frame_ms: 0.0,
             bench: None,
+            generation: generation::GenerationUi::default(),
+            tray_changed: false,
         }
     }
 
@@ -143,6 +159,7 @@ impl EditorApp {
             Err(_) => DocBridge::new_blank(1024, 1024).unwrap_or_else(|_| DocBridge::fallback()),
         };
         let mut app = Self::new(doc, settings);
+        app.generation.rescan(ctx, &app.settings.generation.model_folders);
         if let Some(n) = options.bench_frames {
             match bench::BenchRun::new(n) {
                 Ok((b, doc)) => {
@@ -165,7 +182,7 @@ impl EditorApp {
 
     /// True when the document differs from the last save.
     pub fn is_dirty(&self) -> bool {
-        self.doc.revision() != self.saved_revision
+        self.doc.revision() != self.saved_revision || self.tray_changed
     }
 
     /// Waits for the running load/save and applies its outcome.
@@ -196,6 +213,9 @@ impl EditorApp {
         self.doc = doc;
         self.path = path;
         self.saved_revision = self.doc.revision();
+        self.tray_changed = false;
+        self.generation.tray_state = Default::default();
+        self.generation.context_box = None;
         let [w, h] = self.doc.size();
         self.textures.reset(w, h);
         self.mask_textures.reset(w, h);
@@ -452,6 +472,7 @@ impl EditorApp {
             JobOutcome::Saved { path, revision, result } => match result {
                 Ok(()) => {
                     self.saved_revision = revision;
+                    self.tray_changed = false;
                     self.settings.push_recent(&path);
                     self.path = Some(path);
                     if self.close_after_save {
@@ -496,6 +517,28 @@ impl EditorApp {
         }
     }
 
+    /// Takes the generation worker's events: progress, previews, candidates into the tray.
+    fn poll_generation(&mut self, ctx: &egui::Context) {
+        self.generation.poll_scan(&mut self.settings.generation);
+        let before = self.doc.tray.len();
+        for e in self.generation.poll(ctx, &mut self.doc.tray) {
+            self.toasts.error(e);
+        }
+        if self.doc.tray.len() != before {
+            self.tray_changed = true;
+        }
+    }
+
+    /// Waits for every queued generation to finish (tests and headless use).
+    #[allow(dead_code, reason = "the kittest tests in crates/app/tests wait for generations")]
+    pub fn finish_generation(&mut self, ctx: &egui::Context) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(600);
+        while self.generation.is_busy() && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            self.poll_generation(ctx);
+        }
+    }
+
     fn handle_dropped_files(&mut self, ctx: &egui::Context) {
         let dropped = ctx.input(|i| i.raw.dropped_files.clone());
         for f in dropped {
@@ -506,6 +549,10 @@ impl EditorApp {
             if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("ora")) {
                 self.open_path(ctx, path);
             } else {
+                // A PNG from A1111 or from us: offer its parameters as well.
+                if let Some(text) = generation::png_parameters(&path) {
+                    self.dialog = Some(Dialog::ImportParameters { text });
+                }
                 self.import_path(ctx, path, BrowsePurpose::ImportLayer);
             }
         }
@@ -563,6 +610,9 @@ impl EditorApp {
         let cmd = |k| KeyboardShortcut::new(Modifiers::COMMAND, k);
         let cmd_shift = |k| KeyboardShortcut::new(Modifiers::COMMAND | Modifiers::SHIFT, k);
         let fire = |s: KeyboardShortcut| ctx.input_mut(|i| i.consume_shortcut(&s));
+        if fire(cmd(Key::Enter)) {
+            self.generate(ctx, None);
+        }
         // Shift variants first: Ctrl+Z also matches Ctrl+Shift+Z logically.
         if fire(cmd_shift(Key::Z)) || fire(cmd(Key::Y)) {
             self.redo();
@@ -628,13 +678,18 @@ impl EditorApp {
             let r = self.doc.delete_selected();
             self.report(r);
         }
-        if fire(plain(Key::Enter)) {
+        // Enter commits a tool in progress (transform); otherwise it is the tray's (Apply).
+        if (self.tools.is_busy() || self.tools.is_transforming()) && fire(plain(Key::Enter)) {
             let a = self.tools.commit();
             self.apply_tool_actions(a);
         }
         if fire(plain(Key::Escape)) {
-            let a = self.tools.cancel();
-            self.apply_tool_actions(a);
+            if self.generation.is_busy() && !self.tools.is_busy() {
+                self.generation.cancel_all();
+            } else {
+                let a = self.tools.cancel();
+                self.apply_tool_actions(a);
+            }
         }
         if fire(plain(Key::Plus)) || fire(plain(Key::Equals)) {
             self.canvas.view.zoom_in();
@@ -661,6 +716,7 @@ impl EditorApp {
         let started = Instant::now();
 
         self.poll_job(&ctx);
+        self.poll_generation(&ctx);
         self.handle_dropped_files(&ctx);
         self.handle_clipboard(&ctx);
         self.handle_shortcuts(&ctx);
@@ -684,6 +740,7 @@ impl EditorApp {
                 }
             }
         }
+        self.lineage_window(&ctx);
         self.toasts.show(&ctx);
         if self.bench.is_some() {
             bench::step(self, &ctx);
@@ -790,6 +847,49 @@ impl EditorApp {
                         }
                     });
                 });
+            }
+            Dialog::Parameters { title, text } => {
+                egui::Window::new(format!("Parameters of {title}")).collapsible(false).show(
+                    ctx,
+                    |ui| {
+                        ui.add(
+                            egui::TextEdit::multiline(&mut text.as_str())
+                                .desired_width(480.0)
+                                .desired_rows(6),
+                        );
+                        ui.horizontal(|ui| {
+                            if ui.button("Copy").clicked() {
+                                ctx.copy_text(text.clone());
+                            }
+                            if ui.button("Close").clicked() {
+                                close = true;
+                            }
+                        });
+                    },
+                );
+            }
+            Dialog::ImportParameters { text } => {
+                egui::Window::new("Generation parameters found").collapsible(false).show(
+                    ctx,
+                    |ui| {
+                        ui.label("The dropped image carries generation parameters:");
+                        ui.add(
+                            egui::TextEdit::multiline(&mut text.as_str())
+                                .desired_width(480.0)
+                                .desired_rows(5),
+                        );
+                        ui.horizontal(|ui| {
+                            if ui.button("Reuse parameters").clicked() {
+                                let record = generation::record_from_infotext(text);
+                                action = Some(Box::new(move |app, _| app.reuse_record(&record)));
+                                close = true;
+                            }
+                            if ui.button("Ignore").clicked() {
+                                close = true;
+                            }
+                        });
+                    },
+                );
             }
             Dialog::About => {
                 egui::Window::new("About Pentimento").collapsible(false).show(ctx, |ui| {

@@ -120,9 +120,9 @@ pub fn tool_options(app: &mut EditorApp, ui: &mut Ui) {
     });
 }
 
-/// Bottom: reserved for the generation tray, and the status line.
+/// Bottom: generation progress, the batch tray, and the status line.
 pub fn status_bar(app: &mut EditorApp, ui: &mut Ui) {
-    egui::Panel::bottom("tray").resizable(true).default_size(64.0).min_size(28.0).show(ui, |ui| {
+    egui::Panel::bottom("tray").resizable(true).default_size(150.0).min_size(28.0).show(ui, |ui| {
         ui.horizontal(|ui| {
             let [w, h] = app.doc.size();
             ui.label(format!("{w} × {h} px"));
@@ -137,13 +137,54 @@ pub fn status_bar(app: &mut EditorApp, ui: &mut Ui) {
                         .animate(true),
                 );
             }
+            if app.generation.is_busy() {
+                ui.separator();
+                let (fraction, text) = match &app.generation.progress {
+                    Some(p) if p.total > 0 => {
+                        let eta =
+                            p.eta_s().map_or_else(String::new, |s| format!(" · ETA {s:.0} s"));
+                        (
+                            p.step as f32 / p.total as f32,
+                            format!("Step {}/{}{eta}", p.step, p.total),
+                        )
+                    }
+                    Some(_) => (0.0, "Loading the model…".to_owned()),
+                    None => (0.0, "Queued".to_owned()),
+                };
+                ui.add(
+                    egui::ProgressBar::new(fraction).desired_width(220.0).text(text).animate(true),
+                );
+                let queued = app.generation.jobs_in_queue();
+                if queued > 1 {
+                    ui.weak(format!("+{} queued", queued - 1));
+                }
+                if ui.button("Cancel generation").on_hover_text("Escape").clicked() {
+                    app.generation.cancel_all();
+                }
+            }
             ui.separator();
             ui.label(format!("{:.1} ms/frame (CPU)", app.frame_ms))
                 .on_hover_text("Time the editor spent building the last frames (smoothed)");
         });
-        ui.weak(
-            "Generation tray: results of generation appear here (generation is not built yet).",
-        );
+        let ctx = ui.ctx().clone();
+        let items = app.generation.tray_items(&ctx, &app.doc.tray);
+        let keyboard =
+            !ctx.egui_wants_keyboard_input() && !app.tools.is_busy() && app.dialog.is_none();
+        let actions = ui::tray::tray(ui, &mut app.generation.tray_state, &items, keyboard);
+        for a in actions {
+            match a {
+                ui::tray::TrayAction::Apply(i) => app.apply_candidate(i),
+                ui::tray::TrayAction::Discard(i) => app.discard_candidate(i),
+                ui::tray::TrayAction::DiscardAll => {
+                    if !app.doc.tray.is_empty() {
+                        app.doc.tray.clear();
+                        app.tray_changed = true;
+                    }
+                }
+                ui::tray::TrayAction::Reroll => app.reroll(&ctx),
+                ui::tray::TrayAction::SameSeed(i) => app.same_seed(&ctx, i),
+            }
+        }
     });
 }
 
@@ -164,14 +205,62 @@ pub fn right_panel(app: &mut EditorApp, ui: &mut Ui) {
                         app.report(r);
                     }
                 });
-                egui::CollapsingHeader::new("Generation").default_open(false).show(ui, |ui| {
-                    ui.weak(
-                        "Model, prompt and sampler settings arrive with the generation feature.",
-                    );
+                egui::CollapsingHeader::new("Generation").default_open(true).show(ui, |ui| {
+                    generation_panel(app, ui);
                 });
             });
         },
     );
+}
+
+fn generation_panel(app: &mut EditorApp, ui: &mut Ui) {
+    let samplers: Vec<&str> = sampling::SamplerKind::ALL.iter().map(|k| k.a1111_name()).collect();
+    let schedules: Vec<&str> = sampling::Schedule::ALL
+        .iter()
+        .map(|s| pipeline::infotext::a1111_schedule_name(*s))
+        .collect();
+    let (mode, _) = app.generation.mode_and_box(&app.doc, &app.settings.generation);
+    let g = &app.settings.generation;
+    let (prompt_tokens, negative_tokens) =
+        app.generation.token_counters(&g.prompt.clone(), &g.negative_prompt.clone());
+    let folders: Vec<String> =
+        super::generation::model_roots(&app.settings.generation.model_folders)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+    let models = app.generation.models.clone();
+    let vaes = app.generation.vaes.clone();
+    let cx = ui::generation::PanelContext {
+        models: &models,
+        vaes: &vaes,
+        samplers: &samplers,
+        schedules: &schedules,
+        mode,
+        prompt_tokens,
+        negative_tokens,
+        last_seed: app.generation.last_seed,
+        jobs_in_queue: app.generation.jobs_in_queue(),
+        model_folders_hint: folders.join(", "),
+        has_context_box: app.generation.context_box.is_some(),
+    };
+    let actions = ui::generation::generation_panel(
+        ui,
+        &mut app.generation.panel,
+        &mut app.settings.generation,
+        &cx,
+    );
+    let ctx = ui.ctx().clone();
+    for a in actions {
+        match a {
+            ui::generation::PanelAction::Generate => app.generate(&ctx, None),
+            ui::generation::PanelAction::CancelAll => app.generation.cancel_all(),
+            ui::generation::PanelAction::ResetContextBox => app.generation.context_box = None,
+            ui::generation::PanelAction::RescanModels => {
+                let folders = app.settings.generation.model_folders.clone();
+                app.generation.rescan(&ctx, &folders);
+            }
+        }
+    }
 }
 
 const THUMB_PX: u32 = 40;
@@ -225,7 +314,21 @@ pub fn central_canvas(app: &mut EditorApp, ui: &mut Ui) {
         } else {
             frame.events.clone()
         };
+        let (_, shown_box) = app.generation.mode_and_box(&app.doc, &app.settings.generation);
+        let grab_px = 8.0 / frame.view.zoom.max(1e-3);
         for ev in &events {
+            // The context box's edges take the pointer before the tools do.
+            if !app.tools.is_busy() {
+                let (consumed, dragged) =
+                    app.generation.context_drag.handle(shown_box, grab_px, *ev);
+                if let Some(b) = dragged {
+                    app.generation.context_box =
+                        Some(b.intersect(&raster::Rect::from_size(size[0], size[1])));
+                }
+                if consumed {
+                    continue;
+                }
+            }
             if app.settings.tools.tool == Tool::Transform
                 && !app.tools.is_transforming()
                 && matches!(ev, PointerEvent::Press { .. })
@@ -245,6 +348,7 @@ pub fn central_canvas(app: &mut EditorApp, ui: &mut Ui) {
             app.mask_textures.update(&ctx, &frame.view, |r| doc.mask_overlay(r));
             app.mask_textures.paint_tiles_only(&frame.painter, &frame.view);
         }
+        paint_generation_overlays(app, &ctx, &frame.painter, &frame.view);
         paint_canvas_border(&frame.painter, &frame.view, size);
         let time = ctx.input(|i| i.time);
         if let Some(sel) = app.doc.selection_bounds() {
@@ -269,6 +373,50 @@ pub fn central_canvas(app: &mut EditorApp, ui: &mut Ui) {
             ctx.request_repaint_after(std::time::Duration::from_millis(60));
         }
     });
+}
+
+/// The live preview of the running job, or the previewed tray candidate, drawn in place; and
+/// in only-masked inpainting the box the model will see.
+fn paint_generation_overlays(
+    app: &mut EditorApp,
+    ctx: &egui::Context,
+    painter: &egui::Painter,
+    view: &ui::view::CanvasView,
+) {
+    let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
+    if let Some((tex, rect)) = &app.generation.preview {
+        painter.image(tex.id(), view.screen_rect_from_canvas(to_egui(*rect)), uv, Color32::WHITE);
+    } else if let Some(i) = app.generation.tray_state.previewed()
+        && let Some((tex, rect)) = app.generation.candidate_texture(ctx, &app.doc.tray, i)
+    {
+        painter.image(tex, view.screen_rect_from_canvas(to_egui(rect)), uv, Color32::WHITE);
+    }
+    let (_, crop) = app.generation.mode_and_box(&app.doc, &app.settings.generation);
+    if let Some(b) = crop {
+        let r = view.screen_rect_from_canvas(to_egui(b));
+        let colour = Color32::from_rgb(80, 200, 255);
+        painter.rect_stroke(r, 0.0, (1.5, colour), egui::StrokeKind::Middle);
+        // Handles at the corners and edge midpoints: drag them to show the model more.
+        for p in [
+            r.left_top(),
+            r.center_top(),
+            r.right_top(),
+            r.left_center(),
+            r.right_center(),
+            r.left_bottom(),
+            r.center_bottom(),
+            r.right_bottom(),
+        ] {
+            painter.rect_filled(egui::Rect::from_center_size(p, egui::vec2(7.0, 7.0)), 1.0, colour);
+        }
+        painter.text(
+            r.left_top() + egui::vec2(4.0, 2.0),
+            egui::Align2::LEFT_TOP,
+            format!("context {}×{}", b.width, b.height),
+            egui::FontId::proportional(12.0),
+            colour,
+        );
+    }
 }
 
 fn to_egui(r: raster::Rect) -> egui::Rect {

@@ -22,6 +22,8 @@ pub struct Settings {
     pub new_size: [u32; 2],
     /// The folder the in-app file browser starts in.
     pub last_dir: Option<PathBuf>,
+    /// The generation panel's settings.
+    pub generation: ui::generation::GenerationSettings,
 }
 
 impl Default for Settings {
@@ -32,6 +34,7 @@ impl Default for Settings {
             show_mask: true,
             new_size: [1024, 1024],
             last_dir: None,
+            generation: Default::default(),
         }
     }
 }
