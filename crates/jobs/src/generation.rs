@@ -7,13 +7,19 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use candle_core::{DType, Device};
-use pipeline::generate::{PipelineError, generate};
-use pipeline::infotext::{ModelIdentity, infotext_for};
+use pipeline::conditioning::{PromptTokenizers, chunk_lists};
+use pipeline::generate::{EncodedPrompts, PipelineError, generate_with_chunks};
+use pipeline::infotext::{ModelIdentity, infotext_for, ti_hashes_for_prompts};
 use pipeline::request::GenerationRequest;
 use raster::{Image, Rgba8};
+use sd::embedding::EmbeddingSet;
 use sd::{Checkpoint, StableDiffusion};
 
 use crate::{JobContext, JobError, Runner};
+
+/// Where embeddings are read from unless [`GenerationRunner::with_embeddings_dir`] says
+/// otherwise (relative to the working directory, as `pentimento generate` reads it).
+pub const EMBEDDINGS_DIR: &str = "models/embeddings";
 
 /// One job: which model, and the frozen request.
 #[derive(Clone, Debug)]
@@ -39,6 +45,9 @@ pub struct GenerationRunner {
     cached: Option<CachedModel>,
     /// How many times a checkpoint was loaded (tests and diagnostics).
     loads: u32,
+    /// Textual-inversion embeddings usable by file name in prompts (read at every job, so
+    /// files added meanwhile count; they are kilobytes).
+    embeddings_dir: Option<PathBuf>,
 }
 
 struct CachedModel {
@@ -48,8 +57,35 @@ struct CachedModel {
 }
 
 impl GenerationRunner {
+    /// A runner on `device` with embeddings from `models/embeddings`, as `pentimento generate`.
     pub fn new(device: Device) -> Self {
-        Self { device, cached: None, loads: 0 }
+        Self { device, cached: None, loads: 0, embeddings_dir: Some(PathBuf::from(EMBEDDINGS_DIR)) }
+    }
+
+    /// Reads embeddings from `dir` instead (`None`: no embeddings).
+    pub fn with_embeddings_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.embeddings_dir = dir;
+        self
+    }
+
+    /// The embeddings folder's files; a missing folder means none, a bad file is skipped with a
+    /// warning (the others stay usable).
+    fn embeddings(&self) -> EmbeddingSet {
+        let Some(dir) = self.embeddings_dir.as_deref().filter(|d| d.is_dir()) else {
+            return EmbeddingSet::default();
+        };
+        match EmbeddingSet::load_folder(dir) {
+            Ok((set, failures)) => {
+                for (path, error) in failures {
+                    log::warn!("embedding {} skipped: {error}", path.display());
+                }
+                set
+            }
+            Err(error) => {
+                log::warn!("embeddings in {} not read: {error}", dir.display());
+                EmbeddingSet::default()
+            }
+        }
     }
 
     /// Number of checkpoint loads so far.
@@ -87,16 +123,30 @@ impl Runner for GenerationRunner {
         ctx: &JobContext<'_, Image<Rgba8>>,
     ) -> Result<Vec<Candidate>, JobError> {
         ctx.check_cancelled()?;
+        let embeddings = self.embeddings();
         let model = self.model_for(&job.model_path)?;
         ctx.check_cancelled()?;
-        let generated = generate(model, &job.request, &mut |report| {
+        let failed = |e: PipelineError| match e {
+            PipelineError::Cancelled => JobError::Cancelled,
+            other => JobError::Failed(other.to_string()),
+        };
+        let tokenizers = PromptTokenizers::for_model(model).map_err(failed)?;
+        let prompt = tokenizers.tokenize(&job.request.prompt, &embeddings).map_err(failed)?;
+        let negative =
+            tokenizers.tokenize(&job.request.negative_prompt, &embeddings).map_err(failed)?;
+        let (cond, uncond) = (chunk_lists(&prompt), chunk_lists(&negative));
+        let prompts = EncodedPrompts { cond: &cond, uncond: &uncond, embeddings: &embeddings };
+        let generated = generate_with_chunks(model, &job.request, &prompts, &mut |report| {
             ctx.step(report.step, report.total, report.preview(0));
             if ctx.is_cancelled() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
         })
-        .map_err(|e| match e {
-            PipelineError::Cancelled => JobError::Cancelled,
-            other => JobError::Failed(other.to_string()),
-        })?;
+        .map_err(failed)?;
+        // What the infotext adds from the run itself: the embeddings used and the UNet kind.
+        let identity = ModelIdentity {
+            ti_hashes: ti_hashes_for_prompts(&prompt, &negative, &embeddings).map_err(failed)?,
+            inpainting_model: model.unet.config().in_channels == 9,
+            ..job.identity.clone()
+        };
         Ok(generated
             .images
             .into_iter()
@@ -108,7 +158,7 @@ impl Runner for GenerationRunner {
                 infotext: infotext_for(
                     &job.request,
                     u32::try_from(i).unwrap_or(u32::MAX),
-                    &job.identity,
+                    &identity,
                 )
                 .to_text(),
             })
