@@ -173,7 +173,26 @@ fn embeddings_in_the_models_folder_are_used_by_name() {
         embeddings.join("emb_sd1.safetensors"),
     )
     .unwrap();
-    let (with_embedding, _) = generate(cwd.path(), "sd1", "a photo of emb_sd1", &[]);
+    let negative = ["--negative".to_string(), "blurry, emb_sd1".to_string()];
+    let (with_embedding, params) = generate(cwd.path(), "sd1", "a photo of emb_sd1", &negative);
     let (psnr, _) = psnr_and_max(&plain, &with_embedding);
     assert!(psnr < 40.0, "the embedding changed nothing (PSNR {psnr:.1} dB)");
+    // A1111's `TI hashes`: 12 hex digits of the file's sha256 (879d4711f1d3…, sha256sum),
+    // once for the prompt's encoding and once for the negative's.
+    assert!(
+        params.contains("TI hashes: \"emb_sd1: 879d4711f1d3, emb_sd1: 879d4711f1d3\", "),
+        "{params}"
+    );
+    // SDXL encodes each prompt through two encoders, so A1111 lists the embedding twice
+    // (sha256sum of emb_sdxl.safetensors: 8fc8cda444f0…); an unused one is not listed.
+    std::fs::copy(
+        fixtures().join("lora/emb_sdxl.safetensors"),
+        embeddings.join("emb_sdxl.safetensors"),
+    )
+    .unwrap();
+    let (_, params) = generate(cwd.path(), "sdxl", "a photo of emb_sdxl", &[]);
+    assert!(
+        params.contains("TI hashes: \"emb_sdxl: 8fc8cda444f0, emb_sdxl: 8fc8cda444f0\", "),
+        "{params}"
+    );
 }

@@ -25,6 +25,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::record::InpaintParams;
+
 /// Parsed `parameters` text: prompt, negative prompt and the ordered `Key: value` pairs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Infotext {
@@ -40,6 +42,14 @@ pub struct Infotext {
 /// One entry of `Lora hashes`: the LoRA's name (alias) and its short hash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoraHash {
+    pub name: String,
+    pub hash: String,
+}
+
+/// One entry of `TI hashes`: a textual-inversion embedding's name and its short hash (the
+/// first 12 hex digits of the file's sha256).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TiHash {
     pub name: String,
     pub hash: String,
 }
@@ -225,28 +235,69 @@ impl Infotext {
         self.get("Masked content")
     }
 
+    /// `Mask mode: Inpaint not masked`: the mask was inverted (A1111 writes the key only then).
+    pub fn mask_inverted(&self) -> bool {
+        self.get("Mask mode") == Some("Inpaint not masked")
+    }
+
+    /// The inpaint settings of an inpainting infotext, `None` when it has none of A1111's
+    /// inpaint keys. A1111 writes `Inpaint area` and `Masked area padding` only for "only
+    /// masked", `Masked content` only when not `original` and `Mask mode` only when inverted;
+    /// absent keys take the values A1111's importer gives them (`infotext_utils.py`: whole
+    /// picture, padding 32, original, not inverted; blur: the UI's default 4).
+    pub fn inpaint_params(&self) -> Option<InpaintParams> {
+        const KEYS: [&str; 5] =
+            ["Mask blur", "Inpaint area", "Masked area padding", "Masked content", "Mask mode"];
+        if !KEYS.iter().any(|k| self.get(k).is_some()) {
+            return None;
+        }
+        Some(InpaintParams {
+            area: self.inpaint_area().and_then(|v| v.parse().ok()).unwrap_or_default(),
+            padding_px: self.masked_area_padding_px().unwrap_or(32),
+            mask_blur_px: self.mask_blur_px().unwrap_or(4),
+            masked_content: self.masked_content().and_then(|v| v.parse().ok()).unwrap_or_default(),
+            inverted: self.mask_inverted(),
+        })
+    }
+
     /// `Lora hashes`: `name: hash, name: hash` (empty if absent). Entries without a `:` are
     /// skipped.
     pub fn lora_hashes(&self) -> Vec<LoraHash> {
-        let Some(value) = self.get("Lora hashes") else {
-            return Vec::new();
-        };
-        value
-            .split(',')
-            .filter_map(|entry| {
-                let (name, hash) = entry.split_once(':')?;
-                Some(LoraHash { name: name.trim().to_owned(), hash: hash.trim().to_owned() })
-            })
-            .collect()
+        self.name_hash_list("Lora hashes").map(|(name, hash)| LoraHash { name, hash }).collect()
     }
 
     /// Sets `Lora hashes`; like A1111, `:` and `,` are removed from names so the list parses.
     pub fn set_lora_hashes(&mut self, loras: &[LoraHash]) {
-        let entries: Vec<String> = loras
-            .iter()
-            .map(|l| format!("{}: {}", l.name.replace([':', ','], ""), l.hash))
+        self.set_name_hash_list("Lora hashes", loras.iter().map(|l| (&l.name, &l.hash)));
+    }
+
+    /// `TI hashes`: the embeddings a generation used, `name: hash, …` in A1111's order
+    /// (which may repeat a name; see `pipeline::infotext`). Empty if absent.
+    pub fn ti_hashes(&self) -> Vec<TiHash> {
+        self.name_hash_list("TI hashes").map(|(name, hash)| TiHash { name, hash }).collect()
+    }
+
+    /// Sets `TI hashes`, names cleaned of `:` and `,` as A1111's `sd_hijack_clip` does.
+    pub fn set_ti_hashes(&mut self, embeddings: &[TiHash]) {
+        self.set_name_hash_list("TI hashes", embeddings.iter().map(|e| (&e.name, &e.hash)));
+    }
+
+    fn name_hash_list(&self, key: &str) -> impl Iterator<Item = (String, String)> + '_ {
+        self.get(key).unwrap_or_default().split(',').filter_map(|entry| {
+            let (name, hash) = entry.split_once(':')?;
+            Some((name.trim().to_owned(), hash.trim().to_owned()))
+        })
+    }
+
+    fn set_name_hash_list<'a>(
+        &mut self,
+        key: &str,
+        entries: impl Iterator<Item = (&'a String, &'a String)>,
+    ) {
+        let entries: Vec<String> = entries
+            .map(|(name, hash)| format!("{}: {hash}", name.replace([':', ','], "")))
             .collect();
-        self.set("Lora hashes", entries.join(", "));
+        self.set(key, entries.join(", "));
     }
 }
 
@@ -473,6 +524,54 @@ Lora hashes: \"gothic_v2: a1b2c3d4e5f6, film grain: 0f0f0f0f0f0f\", Version: v1.
         assert_eq!(keys.last(), Some(&"Version"));
         assert_eq!(info.params.len(), 18);
         assert_eq!(info.to_text(), INPAINT);
+        assert_eq!(
+            info.inpaint_params(),
+            Some(InpaintParams {
+                area: crate::InpaintArea::OnlyMasked,
+                padding_px: 32,
+                mask_blur_px: 4,
+                masked_content: crate::MaskedContent::Original,
+                inverted: false,
+            })
+        );
+    }
+
+    /// What A1111 1.10 writes for an inverted whole-picture "latent noise" inpaint with an
+    /// embedding in each prompt: no `Inpaint area`/`Masked area padding` (whole picture), the
+    /// embeddings of the prompt before those of the negative.
+    #[test]
+    fn inpaint_keys_a1111_leaves_out_take_its_defaults_and_ti_hashes_parse() {
+        let text = "a fox, pos_emb\nNegative prompt: bad:emb\nSteps: 20, Sampler: Euler a, \
+Schedule type: Automatic, CFG scale: 7, Seed: 1, Size: 512x512, Model hash: 6ce0161689, \
+Model: v1-5, Denoising strength: 0.6, Mask blur: 0, Mask mode: Inpaint not masked, \
+Masked content: latent noise, TI hashes: \"pos_emb: 0123456789ab, bademb: ba9876543210\", \
+Version: v1.10.1";
+        let info = Infotext::parse(text);
+        assert_eq!(
+            info.inpaint_params(),
+            Some(InpaintParams {
+                area: crate::InpaintArea::WholePicture,
+                padding_px: 32,
+                mask_blur_px: 0,
+                masked_content: crate::MaskedContent::LatentNoise,
+                inverted: true,
+            })
+        );
+        let hashes = vec![
+            TiHash { name: "pos_emb".into(), hash: "0123456789ab".into() },
+            TiHash { name: "bademb".into(), hash: "ba9876543210".into() },
+        ];
+        assert_eq!(info.ti_hashes(), hashes);
+        let mut rewritten = info.clone();
+        rewritten.set_ti_hashes(&[
+            TiHash { name: "pos_emb".into(), hash: "0123456789ab".into() },
+            // A1111 strips `:` and `,` from names so the list stays parseable.
+            TiHash { name: "bad:emb".into(), hash: "ba9876543210".into() },
+        ]);
+        assert_eq!(rewritten.to_text(), text);
+        let txt2img = Infotext::parse("a fox\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 5");
+        assert_eq!(txt2img.inpaint_params(), None);
+        assert!(txt2img.ti_hashes().is_empty());
     }
 
     #[test]

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use candle_core::{DType, Device};
-use pipeline::generate::{PipelineError, ResultLayer, generate_with_embeddings};
-use pipeline::infotext::{ModelIdentity, infotext_for};
+use pipeline::conditioning::{PromptTokenizers, chunk_lists};
+use pipeline::generate::{EncodedPrompts, PipelineError, ResultLayer, generate_with_chunks};
+use pipeline::infotext::{ModelIdentity, infotext_for, ti_hashes_for_prompts};
 use pipeline::record::{Placement, record_for};
 use pipeline::request::GenerationRequest;
 use raster::{Image, Rgba8};
@@ -21,6 +22,29 @@ use sd::{Checkpoint, StableDiffusion};
 
 use crate::{JobContext, JobError, Runner};
 
+/// Where embeddings are read from when the job names no folder and
+/// [`GenerationRunner::with_embeddings_dir`] says nothing else (relative to the working
+/// directory, as `pentimento generate` reads it).
+pub const EMBEDDINGS_DIR: &str = "models/embeddings";
+
+/// The embeddings of `dir`; a missing folder means none, a bad file is skipped with a warning
+/// (the others stay usable).
+fn load_embeddings(dir: Option<&PathBuf>) -> EmbeddingSet {
+    let Some(dir) = dir.filter(|d| d.is_dir()) else { return EmbeddingSet::default() };
+    match EmbeddingSet::load_folder(dir) {
+        Ok((set, failures)) => {
+            for (path, error) in failures {
+                log::warn!("embedding {} skipped: {error}", path.display());
+            }
+            set
+        }
+        Err(error) => {
+            log::warn!("embeddings in {} not read: {error}", dir.display());
+            EmbeddingSet::default()
+        }
+    }
+}
+
 /// One job: which files, and the frozen request.
 #[derive(Clone, Debug)]
 pub struct GenerationJob {
@@ -29,7 +53,8 @@ pub struct GenerationJob {
     pub vae_path: Option<PathBuf>,
     /// LoRAs to patch in for this job, each with the name the infotext gives it.
     pub loras: Vec<(String, LoraSpec)>,
-    /// Textual-inversion embeddings usable by file name in the prompts.
+    /// Textual-inversion embeddings usable by file name in the prompts (`None`: the runner's
+    /// folder).
     pub embeddings_dir: Option<PathBuf>,
     pub request: GenerationRequest,
     /// Where the results go in the document (copied into each record).
@@ -70,6 +95,9 @@ pub struct GenerationRunner {
     hashes: HashCache,
     /// How many times a checkpoint was loaded (tests and diagnostics).
     loads: u32,
+    /// Embeddings folder for jobs that name none (read at every job, so files added meanwhile
+    /// count; they are kilobytes).
+    embeddings_dir: Option<PathBuf>,
 }
 
 #[derive(PartialEq)]
@@ -104,7 +132,19 @@ impl GenerationRunner {
 
     /// A runner sharing the on-disk hash cache, so a multi-GB checkpoint is hashed once ever.
     pub fn with_hash_cache(device: Device, hashes: HashCache) -> Self {
-        Self { device, cached: None, hashes, loads: 0 }
+        Self {
+            device,
+            cached: None,
+            hashes,
+            loads: 0,
+            embeddings_dir: Some(PathBuf::from(EMBEDDINGS_DIR)),
+        }
+    }
+
+    /// Reads embeddings from `dir` for jobs that name no folder (`None`: no embeddings).
+    pub fn with_embeddings_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.embeddings_dir = dir;
+        self
     }
 
     /// Number of checkpoint loads so far.
@@ -176,6 +216,7 @@ impl GenerationRunner {
                 .map(|n| n.to_string_lossy().into_owned()),
             vae_hash,
             lora_hashes,
+            ..Default::default()
         })
     }
 }
@@ -193,16 +234,8 @@ impl Runner for GenerationRunner {
         ctx.check_cancelled()?;
         job.request.validate().map_err(failed)?;
         let identity = self.identity(&job)?;
-        let embeddings = match &job.embeddings_dir {
-            Some(dir) if dir.is_dir() => {
-                let (set, failures) = EmbeddingSet::load_folder(dir).map_err(failed)?;
-                for (path, error) in failures {
-                    log::warn!("embedding {} skipped: {error}", path.display());
-                }
-                set
-            }
-            _ => EmbeddingSet::default(),
-        };
+        let embeddings =
+            load_embeddings(job.embeddings_dir.as_ref().or(self.embeddings_dir.as_ref()));
         ctx.check_cancelled()?;
         let model = self.model_for(&job)?;
         ctx.check_cancelled()?;
@@ -216,10 +249,29 @@ impl Runner for GenerationRunner {
             }
             Some(applied)
         };
-        let generated = generate_with_embeddings(model, &job.request, &embeddings, &mut |report| {
-            ctx.step(report.step, report.total, report.preview(0));
-            if ctx.is_cancelled() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-        });
+        let pipeline_failed = |e: PipelineError| match e {
+            PipelineError::Cancelled => JobError::Cancelled,
+            other => failed(other),
+        };
+        let run = |model: &StableDiffusion| -> Result<_, JobError> {
+            let tokenizers = PromptTokenizers::for_model(model).map_err(pipeline_failed)?;
+            let prompt =
+                tokenizers.tokenize(&job.request.prompt, &embeddings).map_err(pipeline_failed)?;
+            let negative = tokenizers
+                .tokenize(&job.request.negative_prompt, &embeddings)
+                .map_err(pipeline_failed)?;
+            let (cond, uncond) = (chunk_lists(&prompt), chunk_lists(&negative));
+            let prompts = EncodedPrompts { cond: &cond, uncond: &uncond, embeddings: &embeddings };
+            let generated = generate_with_chunks(model, &job.request, &prompts, &mut |report| {
+                ctx.step(report.step, report.total, report.preview(0));
+                if ctx.is_cancelled() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+            })
+            .map_err(pipeline_failed)?;
+            let ti_hashes =
+                ti_hashes_for_prompts(&prompt, &negative, &embeddings).map_err(pipeline_failed)?;
+            Ok((generated, ti_hashes, model.unet.config().in_channels == 9))
+        };
+        let generated = run(model);
         // Restore before anything else, even after a failure: the next job must see the
         // checkpoint's own weights.
         if let Some(applied) = applied
@@ -230,10 +282,9 @@ impl Runner for GenerationRunner {
                 "could not restore the model after its LoRAs: {e}"
             )));
         }
-        let generated = generated.map_err(|e| match e {
-            PipelineError::Cancelled => JobError::Cancelled,
-            other => failed(other),
-        })?;
+        let (generated, ti_hashes, inpainting_model) = generated?;
+        // What the infotext adds from the run itself: the embeddings used and the UNet kind.
+        let identity = ModelIdentity { ti_hashes, inpainting_model, ..identity };
         let mut out = Vec::with_capacity(generated.images.len());
         for (i, ((image, seed), layer)) in
             generated.images.into_iter().zip(generated.seeds).zip(generated.layers).enumerate()

@@ -100,3 +100,52 @@ fn a_bad_model_fails_with_a_message() {
         }
     }
 }
+
+/// Embeddings from the runner's folder are used by name, as in `pentimento generate`, and the
+/// candidates' infotext lists them (A1111 `TI hashes`: 12 hex of the file's sha256,
+/// 879d4711f1d3… by sha256sum, once per prompt that uses it).
+#[test]
+fn embeddings_from_the_folder_are_used_and_listed() {
+    let dir =
+        std::env::temp_dir().join(format!("pentimento-jobs-embeddings-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/lora/emb_sd1.safetensors");
+    std::fs::copy(&fixture, dir.join("emb_sd1.safetensors")).unwrap();
+    let runner = GenerationRunner::new(Device::Cpu).with_embeddings_dir(Some(dir.clone()));
+    let mut queue = JobQueue::start(runner, "pentimento-generate", || {}).unwrap();
+    let mut with_embedding = job(3, 2);
+    with_embedding.request.prompt = "a photo of emb_sd1".into();
+    with_embedding.request.negative_prompt = "emb_sd1".into();
+    queue.submit(with_embedding.clone());
+    let candidates = loop {
+        match queue.wait_event().unwrap() {
+            Event::Finished { output, .. } => break output,
+            Event::Failed { message, .. } => panic!("{message}"),
+            _ => {}
+        }
+    };
+    let model =
+        StableDiffusion::load(&Checkpoint::open(model_path()).unwrap(), &Device::Cpu, DType::F32)
+            .unwrap();
+    let (set, _) = sd::embedding::EmbeddingSet::load_folder(&dir).unwrap();
+    let direct = pipeline::generate::generate_with_embeddings(
+        &model,
+        &with_embedding.request,
+        &set,
+        &mut |_| ControlFlow::Continue(()),
+    )
+    .unwrap();
+    assert_eq!(direct.images, candidates.iter().map(|c| c.image.clone()).collect::<Vec<_>>());
+    let plain =
+        generate(&model, &with_embedding.request, &mut |_| ControlFlow::Continue(())).unwrap();
+    assert_ne!(plain.images, direct.images, "the embedding changed nothing");
+    assert!(
+        candidates[0]
+            .infotext
+            .contains("TI hashes: \"emb_sd1: 879d4711f1d3, emb_sd1: 879d4711f1d3\""),
+        "{}",
+        candidates[0].infotext
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

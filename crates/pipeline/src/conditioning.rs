@@ -60,6 +60,23 @@ pub fn chunk_lists(prompt: &[PromptChunks]) -> Vec<Vec<Chunk>> {
     prompt.iter().map(|p| p.chunks.clone()).collect()
 }
 
+/// The textual-inversion embeddings a tokenized prompt uses, per text encoder, each name once
+/// in order of first use (A1111's `used_embeddings`, what `TI hashes` lists).
+pub fn embeddings_used(prompt: &[PromptChunks]) -> Vec<Vec<String>> {
+    prompt
+        .iter()
+        .map(|encoder| {
+            let mut names: Vec<String> = Vec::new();
+            for slot in encoder.chunks.iter().flat_map(|c| &c.embeddings) {
+                if !names.contains(&slot.name) {
+                    names.push(slot.name.clone());
+                }
+            }
+            names
+        })
+        .collect()
+}
+
 /// What the UNet is conditioned on for one prompt.
 #[derive(Clone, Debug)]
 pub struct Conditioning {

@@ -11,7 +11,7 @@
 
 use raster::blend::{BlendMode, blend_row};
 use raster::resample::{Edge, ResampleFilter, edge_strip_gray, edge_strip_rgba};
-use raster::{Gray8, Image, Rect, Rgba8, gaussian_blur_a1111, gaussian_blur_pillow};
+use raster::{Gray8, Image, Rect, Rgba8, gaussian_blur_a1111_sparse, gaussian_blur_pillow};
 
 use crate::generate::{PipelineError, ResultLayer};
 use crate::geometry::inpaint_crop_box;
@@ -78,7 +78,9 @@ impl InpaintPlan {
             binary_mask = raster::mask::invert(&binary_mask);
         }
         let blur = f64::from(options.mask_blur_px);
-        let blurred_mask = gaussian_blur_a1111(&binary_mask, blur, blur)
+        // Blurs only around the painted pixels (byte-identical to blurring the whole canvas):
+        // a small mask on a big canvas must not cost a full-canvas blur.
+        let blurred_mask = gaussian_blur_a1111_sparse(&binary_mask, blur, blur)
             .map_err(|e| invalid(format!("mask blur: {e}")))?;
         if blurred_mask.pixels().iter().all(|&v| v == 0) {
             return Err(invalid(

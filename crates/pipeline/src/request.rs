@@ -1,5 +1,6 @@
 //! What the user asked for, frozen: everything a generation needs except the model weights.
 
+use raster::mask::A1111_MASK_THRESHOLD;
 use raster::{Gray8, Image, Rect, Rgba8};
 use sampling::{SamplerKind, Schedule};
 
@@ -110,6 +111,34 @@ impl GenerationRequest {
             }
             if init.image.width() == 0 || init.image.height() == 0 {
                 return bad("the init image is empty".into());
+            }
+        }
+        if let Some(inpaint) = &self.inpaint {
+            let Some(init) = &self.init else {
+                return bad("inpainting needs an init image (the picture to inpaint)".into());
+            };
+            let (mask, image) = (&inpaint.mask, &init.image);
+            if (mask.width(), mask.height()) != (image.width(), image.height()) {
+                return bad(format!(
+                    "the mask is {}x{} but the image is {}x{}",
+                    mask.width(),
+                    mask.height(),
+                    image.width(),
+                    image.height()
+                ));
+            }
+            // One pass over the mask, so a caller learns about an empty mask before loading a
+            // model; the pipeline re-checks after the blur, which can erase a few pixels.
+            let regenerates = |v: u8| (v > A1111_MASK_THRESHOLD) != inpaint.invert_mask;
+            if !mask.pixels().iter().any(|&v| regenerates(v)) {
+                return bad(if inpaint.invert_mask {
+                    "the inverted inpaint mask is empty: the mask covers the whole image, so \
+                     nothing is left to regenerate"
+                        .into()
+                } else {
+                    "the inpaint mask is empty: paint the area to regenerate (white = regenerate)"
+                        .into()
+                });
             }
         }
         Ok(())

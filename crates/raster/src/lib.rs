@@ -30,7 +30,10 @@ pub mod resample;
 mod tiled;
 
 pub use blend::{BlendMode, blend_row, blend_row_masked};
-pub use blur::{BlurError, box_blur_pillow, gaussian_blur_a1111, gaussian_blur_pillow};
+pub use blur::{
+    BlurError, box_blur_pillow, gaussian_blur_a1111, gaussian_blur_a1111_sparse,
+    gaussian_blur_pillow,
+};
 pub use codec::{
     CodecError, DecodeLimits, DecodedImage, ImageFormat, PngCompression, decode_image, decode_mask,
     decode_png, encode_jpeg, encode_png, encode_png_gray, encode_webp_lossless, read_png_text,

@@ -143,6 +143,34 @@ fn random_normal(shape: &[usize], seed: u64, device: &Device) -> Result<Tensor> 
     Ok((t * (3f64).sqrt())?)
 }
 
+/// A whole model at the real SD1.5 or SDXL sizes with random weights, built in memory: for
+/// timing end-to-end pipelines (its images are noise, its timings real).
+pub fn random_model(model: BenchModel, device: &Device) -> Result<crate::StableDiffusion> {
+    use crate::config::SDXL_CLIP_L_PREFIX;
+    use crate::config::{ModelArch, ModelConfig, SD1_CLIP_PREFIX, SDXL_CLIP_G_PREFIX};
+    let (arch, unet, text_encoders) = match model {
+        BenchModel::Sd15 => {
+            (ModelArch::Sd1, UNetConfig::sd15(), vec![TextEncoderConfig::clip_l(SD1_CLIP_PREFIX)])
+        }
+        BenchModel::Sdxl => (
+            ModelArch::Sdxl,
+            UNetConfig::sdxl(),
+            vec![
+                TextEncoderConfig::clip_l(SDXL_CLIP_L_PREFIX),
+                TextEncoderConfig::open_clip_g(SDXL_CLIP_G_PREFIX),
+            ],
+        ),
+    };
+    let config = ModelConfig {
+        arch,
+        unet,
+        vae: VaeConfig::real(arch.latent_scaling()),
+        text_encoders,
+        latent_scaling: arch.latent_scaling(),
+    };
+    crate::StableDiffusion::from_source(config, &RandomWeights { seed: 42 }, device, DType::F32)
+}
+
 /// Runs the benchmark for `model`, calling `report` after each component.
 pub fn run_bench(
     model: BenchModel,

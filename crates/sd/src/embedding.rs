@@ -6,7 +6,7 @@
 //! `EmbeddingsWithFixes`). Pickled `.pt`/`.bin` embeddings are refused unread.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 
@@ -22,6 +22,8 @@ pub struct Embedding {
     /// `[vector_count, width]` f32 on the CPU, one per text encoder (SD1: 1, SDXL: CLIP-L, bigG).
     vectors: Vec<Tensor>,
     vector_count: usize,
+    /// The file it was read from (its sha256 is A1111's `TI hashes` entry).
+    path: Option<PathBuf>,
 }
 
 impl Embedding {
@@ -43,10 +45,11 @@ impl Embedding {
             }
         }
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("embedding");
-        Self::from_tensors(stem, tensors).map_err(|detail| SdError::NotACheckpoint {
-            path: path.to_path_buf(),
-            looks_like: detail,
-        })
+        let mut embedding = Self::from_tensors(stem, tensors).map_err(|detail| {
+            SdError::NotACheckpoint { path: path.to_path_buf(), looks_like: detail }
+        })?;
+        embedding.path = Some(path.to_path_buf());
+        Ok(embedding)
     }
 
     /// Builds an embedding from a file's tensors as A1111 reads them: `clip_l` + `clip_g`
@@ -90,11 +93,16 @@ impl Embedding {
         if vector_count == 0 || counts.iter().any(|&c| c != vector_count) {
             return Err(format!("an embedding with vector counts {counts:?} per encoder"));
         }
-        Ok(Self { name, vectors, vector_count })
+        Ok(Self { name, vectors, vector_count, path: None })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The file of an embedding read with [`Embedding::open`] (`None` when built in memory).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     /// Token positions the embedding takes in a chunk.
@@ -185,9 +193,7 @@ pub struct EmbeddingSet {
 impl EmbeddingSet {
     /// Loads every `.safetensors` file in `dir` (not recursive); files that fail are returned
     /// with their error, the rest are usable.
-    pub fn load_folder(
-        dir: impl AsRef<Path>,
-    ) -> Result<(Self, Vec<(std::path::PathBuf, SdError)>)> {
+    pub fn load_folder(dir: impl AsRef<Path>) -> Result<(Self, Vec<(PathBuf, SdError)>)> {
         let dir = dir.as_ref();
         let io = |source| SdError::Io { path: dir.to_path_buf(), source };
         let mut paths: Vec<_> = std::fs::read_dir(dir)

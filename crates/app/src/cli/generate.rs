@@ -8,8 +8,9 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use candle_core::DType;
 use doc::infotext::LoraHash;
-use pipeline::generate::{device_from_name, generate_with_embeddings};
-use pipeline::infotext::{ModelIdentity, infotext_for};
+use pipeline::conditioning::{PromptTokenizers, chunk_lists};
+use pipeline::generate::{EncodedPrompts, device_from_name, generate_with_chunks};
+use pipeline::infotext::{ModelIdentity, infotext_for, ti_hashes_for_prompts};
 use pipeline::request::{GenerationRequest, InitImage, InpaintArea, InpaintOptions, MaskedContent};
 use raster::{DecodeLimits, PngCompression, Rect, decode_image, encode_png};
 use sampling::{SamplerKind, Schedule};
@@ -112,11 +113,21 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     if args.strength.is_some() && init_image.is_none() {
         bail!("--strength needs --init");
     }
-    if args.mask.is_some() && init_image.is_none() {
+    let inpainting = args.mask.is_some();
+    if inpainting && init_image.is_none() {
         bail!("--mask needs --init (the image to inpaint)");
     }
-    // With an init image the size defaults to the image's, rounded down to multiples of 8.
+    if !inpainting && (args.invert_mask || args.context.is_some()) {
+        bail!("--invert-mask and --context need --mask");
+    }
+    let only_masked = args.inpaint_area == InpaintArea::OnlyMasked;
+    if args.context.is_some() && !only_masked {
+        bail!("--context needs --inpaint-area masked (whole-picture inpainting sees everything)");
+    }
+    // Only masked: the crop is scaled to the working size, the model's native size unless
+    // given (as A1111). Otherwise an init image sets the size, rounded down to multiples of 8.
     let (default_w, default_h) = match &init_image {
+        Some(_) if inpainting && only_masked => (native, native),
         Some(img) => ((img.width() / 8 * 8).max(8), (img.height() / 8 * 8).max(8)),
         None => (native, native),
     };
@@ -138,17 +149,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         if let Some(mask_path) = &args.mask {
             let bytes = std::fs::read(mask_path)
                 .with_context(|| format!("cannot read {}", mask_path.display()))?;
+            // Alpha if the PNG has real alpha, else luminance; the size and emptiness checks
+            // are the request's (`validate` below), before the model is loaded.
             let mask = raster::decode_mask(&bytes, &limits)
                 .with_context(|| mask_path.display().to_string())?;
-            if (mask.width(), mask.height()) != (image.width(), image.height()) {
-                bail!(
-                    "the mask is {}x{} but the image is {}x{}",
-                    mask.width(),
-                    mask.height(),
-                    image.width(),
-                    image.height()
-                );
-            }
             request.inpaint = Some(InpaintOptions {
                 mask,
                 invert_mask: args.invert_mask,
@@ -190,7 +194,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     } else {
         EmbeddingSet::default()
     };
-    let generated = generate_with_embeddings(&model, &request, &embeddings, &mut |report| {
+    let tokenizers = PromptTokenizers::for_model(&model)?;
+    let prompt_chunks = tokenizers.tokenize(&request.prompt, &embeddings)?;
+    let negative_chunks = tokenizers.tokenize(&request.negative_prompt, &embeddings)?;
+    let (cond, uncond) = (chunk_lists(&prompt_chunks), chunk_lists(&negative_chunks));
+    let prompts = EncodedPrompts { cond: &cond, uncond: &uncond, embeddings: &embeddings };
+    let generated = generate_with_chunks(&model, &request, &prompts, &mut |report| {
         eprint!("\rstep {}/{}", report.step, report.total);
         let _ = std::io::stderr().flush();
         ControlFlow::Continue(())
@@ -219,6 +228,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
                 Ok(LoraHash { name: name.clone(), hash: super::model_hash::lora_hash(&spec.path)? })
             })
             .collect::<anyhow::Result<_>>()?,
+        ti_hashes: ti_hashes_for_prompts(&prompt_chunks, &negative_chunks, &embeddings)?,
+        inpainting_model: model.unet.config().in_channels == 9,
     };
     for (index, (image, image_seed)) in generated.images.iter().zip(&generated.seeds).enumerate() {
         let info = infotext_for(&request, u32::try_from(index).unwrap_or(u32::MAX), &identity);

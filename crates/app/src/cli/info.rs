@@ -52,6 +52,9 @@ struct ImageInfo {
     height: u32,
     /// A1111 generation parameters, parsed; `null` when the image has none.
     parameters: Option<Infotext>,
+    /// The inpaint settings those parameters describe (keys A1111 leaves out at their A1111
+    /// defaults); `null` when the image is not an inpaint result.
+    inpaint: Option<doc::InpaintParams>,
     /// The raw `parameters` text.
     parameters_text: Option<String>,
     /// Every PNG text chunk (tEXt, zTXt, iTXt) by keyword, in file order.
@@ -140,11 +143,13 @@ fn png_info(path: &Path) -> anyhow::Result<ImageInfo> {
         }
     }
     let parameters_text = text.iter().find(|(k, _)| k == PARAMETERS_KEY).map(|(_, v)| v.clone());
+    let parameters = parameters_text.as_deref().map(Infotext::parse);
     Ok(ImageInfo {
         format: FileKind::Png.name(),
         width: info.width,
         height: info.height,
-        parameters: parameters_text.as_deref().map(Infotext::parse),
+        inpaint: parameters.as_ref().and_then(Infotext::inpaint_params),
+        parameters,
         parameters_text,
         text,
     })
@@ -162,11 +167,13 @@ fn other_image_info(path: &Path, kind: FileKind) -> anyhow::Result<ImageInfo> {
     let exif = decoder.exif_metadata().with_context(invalid)?;
     let parameters_text =
         exif.as_deref().and_then(super::exif::user_comment).filter(|t| !t.is_empty());
+    let parameters = parameters_text.as_deref().map(Infotext::parse);
     Ok(ImageInfo {
         format: kind.name(),
         width,
         height,
-        parameters: parameters_text.as_deref().map(Infotext::parse),
+        inpaint: parameters.as_ref().and_then(Infotext::inpaint_params),
+        parameters,
         parameters_text,
         text: Vec::new(),
     })
