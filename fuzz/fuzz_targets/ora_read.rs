@@ -12,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
         max_image_px: 1 << 20,
         max_total_px: 1 << 22,
         max_layers: 64,
+        max_tray_entries: 64,
         max_entries: 256,
         max_xml_bytes: 1 << 20,
         max_json_bytes: 1 << 20,

@@ -3,10 +3,10 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use doc::{Document, DocumentParts, GenerationRecord, Layer, LayerId, LayerProps};
+use doc::{Document, DocumentParts, GenerationRecord, Layer, LayerId, LayerProps, TrayCandidate};
 use raster::TiledImage;
 
-use crate::{OraError, OraLayer, OraStack, blend_mode};
+use crate::{OraError, OraLayer, OraStack, OraTrayEntry, blend_mode};
 
 /// The stack to save for `document`: layers bottom first with their ids, records as JSON, the
 /// active layer marked `selected`, the mask (when painted) and the selection.
@@ -107,4 +107,47 @@ pub fn open_document(path: &Path) -> Result<Document, OraError> {
 pub fn save_document(document: &Document, path: &Path) -> Result<(), OraError> {
     let stack = stack_from_document(document)?;
     stack.save_with_merged(&document.render_composite(), path)
+}
+
+/// The batch tray as the file stores it. [`Document`] has no tray (it is not undoable state),
+/// so callers that keep one put this in [`OraStack::tray`] themselves.
+pub fn tray_to_ora(tray: &[TrayCandidate]) -> Result<Vec<OraTrayEntry>, OraError> {
+    tray.iter()
+        .map(|candidate| {
+            let record = serde_json::to_value(&candidate.record)
+                .map_err(|e| OraError::Tray(format!("`{}`: {e}", candidate.name)))?;
+            Ok(OraTrayEntry {
+                name: candidate.name.clone(),
+                x: candidate.x,
+                y: candidate.y,
+                record: Some(record),
+                pixels: candidate.image.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The batch tray read from a file. Every candidate must carry its generation record: it is
+/// what "Same seed" and the applied layer's lineage are made from, and we always write one.
+pub fn tray_from_ora(tray: Vec<OraTrayEntry>) -> Result<Vec<TrayCandidate>, OraError> {
+    tray.into_iter()
+        .map(|entry| {
+            let Some(json) = entry.record else {
+                return Err(OraError::Tray(format!(
+                    "candidate `{}` has no generation record",
+                    entry.name
+                )));
+            };
+            let record = serde_json::from_value::<GenerationRecord>(json).map_err(|e| {
+                OraError::Tray(format!("record of candidate `{}`: {e}", entry.name))
+            })?;
+            Ok(TrayCandidate {
+                name: entry.name,
+                x: entry.x,
+                y: entry.y,
+                image: entry.pixels,
+                record,
+            })
+        })
+        .collect()
 }

@@ -48,6 +48,17 @@ pub enum OraError {
     PngEncode { name: String, message: String },
     #[error("pentimento/records.json is invalid: {0}")]
     Records(String),
+    #[error("pentimento/tray.json is invalid: {0}")]
+    Tray(String),
+    #[error(
+        "`{entry}` is version {version}, newer than this program understands ({supported}); \
+         open the file with a newer Pentimento"
+    )]
+    NewerVersion { entry: String, version: u64, supported: u64 },
+    #[error("the batch tray holds {count} candidates, over the limit of {limit}")]
+    TooManyTrayEntries { count: usize, limit: usize },
+    #[error("tray candidate `{candidate}` points at `{src}`, which the file does not hold")]
+    MissingTrayImage { candidate: String, src: String },
     #[error("layer `{layer}` points at record `{id}`, which records.json does not hold")]
     MissingRecord { layer: String, id: String },
     #[error("{what} is {width}×{height} px but the canvas is {canvas_width}×{canvas_height} px")]

@@ -8,7 +8,7 @@
 //! What only Pentimento understands travels in ways other readers ignore: attributes in our own
 //! namespace ([`PENTIMENTO_NS`], prefix `pentimento:`) on `<layer>` elements, and extra zip
 //! entries under `pentimento/` (the inpaint mask, the selection, the layers' generation
-//! records).
+//! records, the batch tray).
 //!
 //! [`open_document`] and [`save_document`] convert to and from [`doc::Document`]. Underneath,
 //! this crate is a *format layer*: [`OraStack`] and [`OraLayer`] are plain types that mirror
@@ -31,12 +31,15 @@ mod write;
 mod xml;
 
 pub use composite::{blend_mode, composite};
-pub use document::{document_from_stack, open_document, save_document, stack_from_document};
+pub use document::{
+    document_from_stack, open_document, save_document, stack_from_document, tray_from_ora,
+    tray_to_ora,
+};
 pub use error::OraError;
 pub use limits::Limits;
 pub use read::read_merged_image;
 pub use save::write_atomically;
-pub use stack::{OraLayer, OraStack};
+pub use stack::{OraLayer, OraStack, OraTrayEntry};
 
 /// The XML namespace of our attributes in `stack.xml`.
 pub const PENTIMENTO_NS: &str = "https://pentimento.app/ora/1";
@@ -60,6 +63,12 @@ pub mod entries {
     /// `{"version": 1, "records": {"<id>": <record>}}`; layers point at ids with
     /// `pentimento:record`.
     pub const RECORDS: &str = "pentimento/records.json";
+    /// The batch tray: `{"version": 1, "entries": [{"name", "x", "y", "src", "record"}]}`,
+    /// each `src` a PNG (written as `pentimento/tray/0000.png`, …). Only present when the tray
+    /// is not empty.
+    pub const TRAY: &str = "pentimento/tray.json";
+    /// Where the writer puts the tray's PNGs.
+    pub const TRAY_DIR: &str = "pentimento/tray/";
     /// Entries under this prefix that we do not know are kept verbatim (forward compatibility).
     pub const PENTIMENTO_PREFIX: &str = "pentimento/";
 }

@@ -12,10 +12,12 @@ pub struct Limits {
     /// Pixels of all decoded images together.
     pub max_total_px: u64,
     pub max_layers: usize,
+    /// Candidates in the batch tray (`pentimento/tray.json`).
+    pub max_tray_entries: usize,
     pub max_entries: usize,
     /// Decompressed bytes of `stack.xml`.
     pub max_xml_bytes: u64,
-    /// Decompressed bytes of `pentimento/records.json` and of each unknown `pentimento/` entry.
+    /// Decompressed bytes of `pentimento/records.json`, `pentimento/tray.json` and of each unknown `pentimento/` entry.
     pub max_json_bytes: u64,
     /// Bytes of one PNG entry as stored in the zip (its pixels are bounded separately).
     pub max_png_entry_bytes: u64,
@@ -28,6 +30,7 @@ impl Default for Limits {
             max_image_px: 16_384 * 16_384,
             max_total_px: 1 << 30,
             max_layers: 4_096,
+            max_tray_entries: 4_096,
             max_entries: 16_384,
             max_xml_bytes: 16 << 20,
             max_json_bytes: 256 << 20,

@@ -9,7 +9,7 @@ use zip::ZipArchive;
 
 use crate::png_io::{self, check_size};
 use crate::xml::{self, LayerEntry};
-use crate::{Limits, ORA_MIMETYPE, OraError, OraLayer, OraStack, entries};
+use crate::{Limits, ORA_MIMETYPE, OraError, OraLayer, OraStack, OraTrayEntry, entries};
 
 /// `pentimento/records.json`.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -19,6 +19,32 @@ pub(crate) struct RecordsFile {
 }
 
 pub(crate) const RECORDS_VERSION: u32 = 1;
+
+/// `pentimento/tray.json`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct TrayFile {
+    pub version: u64,
+    pub entries: Vec<TrayFileEntry>,
+}
+
+/// One candidate in `tray.json`; its pixels are the PNG entry `src`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct TrayFileEntry {
+    pub name: String,
+    pub x: i32,
+    pub y: i32,
+    pub src: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<serde_json::Value>,
+}
+
+/// Only the version, read first: a newer version may have changed everything else.
+#[derive(serde::Deserialize)]
+struct VersionProbe {
+    version: u64,
+}
+
+pub(crate) const TRAY_VERSION: u64 = 1;
 
 /// Rejects entry paths that could name something outside the archive if anyone extracted it:
 /// absolute paths, `..` components, backslashes, drive letters, empty names.
@@ -128,12 +154,30 @@ impl OraStack {
             check_entry_path(&entry.src)?;
             sources.push(archive.read(&entry.src, limits.max_png_entry_bytes)?);
         }
+        let tray_entries = read_tray_file(&mut archive, limits)?;
+        let mut tray_sources = Vec::with_capacity(tray_entries.len());
+        for entry in &tray_entries {
+            check_entry_path(&entry.src)?;
+            if !archive.has(&entry.src) {
+                return Err(OraError::MissingTrayImage {
+                    candidate: entry.name.clone(),
+                    src: entry.src.clone(),
+                });
+            }
+            tray_sources.push(archive.read(&entry.src, limits.max_png_entry_bytes)?);
+        }
         let mask_bytes = read_optional(&mut archive, entries::MASK, limits)?;
         let selection_bytes = read_optional(&mut archive, entries::SELECTION, limits)?;
-        let extra_entries = read_extra_entries(&mut archive, limits)?;
+        let tray_names: Vec<&str> = tray_entries.iter().map(|e| e.src.as_str()).collect();
+        let extra_entries = read_extra_entries(&mut archive, limits, &tray_names)?;
 
         let mut total_px: u64 = 0;
         for (entry, bytes) in parsed.layers.iter().zip(&sources) {
+            let (w, h) = png_io::dimensions(&entry.src, bytes)?;
+            check_size(&entry.src, w.into(), h.into(), limits)?;
+            total_px = total_px.saturating_add(u64::from(w) * u64::from(h));
+        }
+        for (entry, bytes) in tray_entries.iter().zip(&tray_sources) {
             let (w, h) = png_io::dimensions(&entry.src, bytes)?;
             check_size(&entry.src, w.into(), h.into(), limits)?;
             total_px = total_px.saturating_add(u64::from(w) * u64::from(h));
@@ -157,6 +201,22 @@ impl OraStack {
         for (entry, pixels) in parsed.layers.into_iter().zip(pixels).rev() {
             layers.push(into_layer(entry, pixels, &records)?);
         }
+        let tray_pixels: Vec<_> = tray_entries
+            .par_iter()
+            .zip(tray_sources.par_iter())
+            .map(|(entry, bytes)| png_io::decode_rgba(&entry.src, bytes, limits))
+            .collect::<Result<_, _>>()?;
+        let tray = tray_entries
+            .into_iter()
+            .zip(tray_pixels)
+            .map(|(entry, pixels)| OraTrayEntry {
+                name: entry.name,
+                x: entry.x,
+                y: entry.y,
+                record: entry.record,
+                pixels,
+            })
+            .collect();
 
         let canvas = (parsed.width, parsed.height);
         let mask = decode_canvas_gray(entries::MASK, mask_bytes, canvas, limits)?;
@@ -167,6 +227,7 @@ impl OraStack {
             layers,
             mask,
             selection,
+            tray,
             extra_entries,
             flattened_groups: parsed.flattened_groups,
         })
@@ -233,19 +294,52 @@ fn decode_canvas_gray(
     Ok(Some(image))
 }
 
-/// `pentimento/…` entries we do not interpret, kept for a newer version of ourselves.
+/// The tray's entries (empty without `tray.json`), their count within the limit. The version is
+/// checked before the rest is parsed, so a newer file says so instead of "invalid".
+fn read_tray_file<R: Read + Seek>(
+    archive: &mut Archive<R>,
+    limits: &Limits,
+) -> Result<Vec<TrayFileEntry>, OraError> {
+    if !archive.has(entries::TRAY) {
+        return Ok(Vec::new());
+    }
+    let bytes = archive.read(entries::TRAY, limits.max_json_bytes)?;
+    let probe: VersionProbe =
+        serde_json::from_slice(&bytes).map_err(|e| OraError::Tray(e.to_string()))?;
+    if probe.version > TRAY_VERSION {
+        return Err(OraError::NewerVersion {
+            entry: entries::TRAY.to_owned(),
+            version: probe.version,
+            supported: TRAY_VERSION,
+        });
+    }
+    let file: TrayFile =
+        serde_json::from_slice(&bytes).map_err(|e| OraError::Tray(e.to_string()))?;
+    if file.entries.len() > limits.max_tray_entries {
+        return Err(OraError::TooManyTrayEntries {
+            count: file.entries.len(),
+            limit: limits.max_tray_entries,
+        });
+    }
+    Ok(file.entries)
+}
+
+/// `pentimento/…` entries we do not interpret, kept for a newer version of ourselves. `also_known`
+/// are further entries read elsewhere (the tray's PNGs).
 fn read_extra_entries<R: Read + Seek>(
     archive: &mut Archive<R>,
     limits: &Limits,
+    also_known: &[&str],
 ) -> Result<Vec<(String, Vec<u8>)>, OraError> {
-    let known = [entries::MASK, entries::SELECTION, entries::RECORDS];
+    let known = [entries::MASK, entries::SELECTION, entries::RECORDS, entries::TRAY];
+    let also_known: std::collections::HashSet<&str> = also_known.iter().copied().collect();
     let names: Vec<String> = archive
         .zip
         .file_names()
         .filter_map(Result::ok)
         .map(|n| n.into_owned())
         .filter(|n| n.starts_with(entries::PENTIMENTO_PREFIX) && !n.ends_with('/'))
-        .filter(|n| !known.contains(&n.as_str()))
+        .filter(|n| !known.contains(&n.as_str()) && !also_known.contains(n.as_str()))
         .collect();
     let mut extras = Vec::with_capacity(names.len());
     for name in names {

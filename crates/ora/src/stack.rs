@@ -52,6 +52,22 @@ impl OraLayer {
     }
 }
 
+/// One candidate of the batch tray (`pentimento/tray.json` plus one PNG under
+/// `pentimento/tray/`): a generated image waiting to be applied. Not part of the composite, and
+/// invisible to Krita or GIMP.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OraTrayEntry {
+    /// The layer name it gets when applied.
+    pub name: String,
+    /// Canvas position of the image's top-left corner (may be negative or past the canvas).
+    pub x: i32,
+    pub y: i32,
+    /// Its generation record; JSON here, like [`OraLayer::record`].
+    pub record: Option<serde_json::Value>,
+    /// Straight-alpha RGBA8 pixels.
+    pub pixels: Image<Rgba8>,
+}
+
 /// A whole .ora file: canvas size, layers bottom first, and our extras.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OraStack {
@@ -63,6 +79,8 @@ pub struct OraStack {
     pub mask: Option<Image<Gray8>>,
     /// The selection (canvas-sized, antialiased), `pentimento/selection.png`.
     pub selection: Option<Image<Gray8>>,
+    /// The batch tray, in the order it is shown.
+    pub tray: Vec<OraTrayEntry>,
     /// Other `pentimento/…` entries (e.g. written by a newer version), kept verbatim:
     /// `(entry name, bytes)`.
     pub extra_entries: Vec<(String, Vec<u8>)>,
@@ -80,6 +98,7 @@ impl OraStack {
             layers: Vec::new(),
             mask: None,
             selection: None,
+            tray: Vec::new(),
             extra_entries: Vec::new(),
             flattened_groups: false,
         }

@@ -9,7 +9,9 @@ use rayon::prelude::*;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
-use crate::read::{RECORDS_VERSION, RecordsFile, check_entry_path};
+use crate::read::{
+    RECORDS_VERSION, RecordsFile, TRAY_VERSION, TrayFile, TrayFileEntry, check_entry_path,
+};
 use crate::xml::{self, LayerEntry};
 use crate::{ORA_MIMETYPE, OraError, OraStack, composite, entries, png_io, thumbnail};
 
@@ -38,6 +40,13 @@ impl OraStack {
             .par_iter()
             .zip(sources.par_iter())
             .map(|(layer, src)| png_io::encode_rgba(src, &layer.pixels))
+            .collect::<Result<_, _>>()?;
+        let tray_sources = tray_sources(self.tray.len());
+        let tray_encoded: Vec<Vec<u8>> = self
+            .tray
+            .par_iter()
+            .zip(tray_sources.par_iter())
+            .map(|(entry, src)| png_io::encode_rgba(src, &entry.pixels))
             .collect::<Result<_, _>>()?;
 
         let mut records = BTreeMap::new();
@@ -99,6 +108,31 @@ impl OraStack {
             zip.start_file(entries::RECORDS, deflated)?;
             zip.write_all(&json)?;
         }
+        if !self.tray.is_empty() {
+            let file = TrayFile {
+                version: TRAY_VERSION,
+                entries: self
+                    .tray
+                    .iter()
+                    .zip(&tray_sources)
+                    .map(|(entry, src)| TrayFileEntry {
+                        name: entry.name.clone(),
+                        x: entry.x,
+                        y: entry.y,
+                        src: src.clone(),
+                        record: entry.record.clone(),
+                    })
+                    .collect(),
+            };
+            let json =
+                serde_json::to_vec_pretty(&file).map_err(|e| OraError::Tray(e.to_string()))?;
+            zip.start_file(entries::TRAY, deflated)?;
+            zip.write_all(&json)?;
+            for (src, png) in tray_sources.iter().zip(&tray_encoded) {
+                zip.start_file(src.as_str(), stored)?;
+                zip.write_all(png)?;
+            }
+        }
         for (name, bytes) in &self.extra_entries {
             zip.start_file(name.as_str(), deflated)?;
             zip.write_all(bytes)?;
@@ -152,10 +186,14 @@ impl OraStack {
                 });
             }
         }
-        let known = [entries::MASK, entries::SELECTION, entries::RECORDS];
+        let known = [entries::MASK, entries::SELECTION, entries::RECORDS, entries::TRAY];
+        let tray_sources = tray_sources(self.tray.len());
         for (name, _) in &self.extra_entries {
             check_entry_path(name)?;
-            if !name.starts_with(entries::PENTIMENTO_PREFIX) || known.contains(&name.as_str()) {
+            if !name.starts_with(entries::PENTIMENTO_PREFIX)
+                || known.contains(&name.as_str())
+                || tray_sources.contains(name)
+            {
                 return Err(OraError::InvalidStack(format!(
                     "extra entry `{name}` must be under `{}` and not one of ours",
                     entries::PENTIMENTO_PREFIX
@@ -164,4 +202,9 @@ impl OraStack {
         }
         Ok(())
     }
+}
+
+/// The PNG entries of a tray of `len` candidates, in order.
+fn tray_sources(len: usize) -> Vec<String> {
+    (0..len).map(|i| format!("{}{i:04}.png", entries::TRAY_DIR)).collect()
 }

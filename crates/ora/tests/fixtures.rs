@@ -55,6 +55,8 @@ fn krita_written_file_with_a_group() {
     let stack = OraStack::open(&fixture("krita_groups.ora")).unwrap();
     assert_eq!((stack.width, stack.height), (48, 32));
     assert!(stack.flattened_groups);
+    assert!(stack.tray.is_empty());
+    assert!(stack.extra_entries.is_empty());
     let names: Vec<&str> = stack.layers.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(names, ["background", "multiply", "screen", "hidden", "group b", "group a"]);
     let by_name = |n: &str| stack.layers.iter().find(|l| l.name == n).unwrap();

@@ -7,7 +7,7 @@
 
 use std::io::{Cursor, Write};
 
-use ora::{Limits, OraError, OraLayer, OraStack};
+use ora::{Limits, OraError, OraLayer, OraStack, OraTrayEntry};
 use pentimento_ora as ora;
 use raster::Image;
 use zip::write::SimpleFileOptions;
@@ -20,6 +20,13 @@ fn valid_file() -> Vec<u8> {
     b.x = 3;
     stack.layers = vec![a, b];
     stack.mask = Some(Image::filled(16, 16, 255));
+    stack.tray = vec![OraTrayEntry {
+        name: "t".into(),
+        x: -2,
+        y: 5,
+        record: Some(serde_json::json!({"seed": 2})),
+        pixels: Image::filled(3, 5, [1, 2, 3, 4]),
+    }];
     stack.to_bytes().unwrap()
 }
 
@@ -290,4 +297,132 @@ fn writer_refuses_inconsistent_stacks() {
     let mut stack = OraStack::new(4, 4);
     stack.extra_entries.push(("data/evil.png".into(), vec![]));
     assert!(matches!(stack.to_bytes(), Err(OraError::InvalidStack(_))));
+}
+
+/// A valid one-layer file plus `tray.json` and the given extra entries.
+fn with_tray(tray_json: &str, extra: &[(&str, &[u8])]) -> Vec<u8> {
+    let png = png_rgba(2, 2);
+    let xml = stack_xml(4, 4, "data/a.png");
+    let mut entries: Vec<(&str, &[u8])> = vec![
+        ("mimetype", b"image/openraster"),
+        ("stack.xml", xml.as_bytes()),
+        ("data/a.png", &png),
+        ("pentimento/tray.json", tray_json.as_bytes()),
+    ];
+    entries.extend_from_slice(extra);
+    zip_of(&entries)
+}
+
+fn tray_json(src: &str) -> String {
+    serde_json::json!({"version": 1, "entries": [{"name": "c", "x": -1, "y": 0, "src": src}]})
+        .to_string()
+}
+
+#[test]
+fn tray_json_over_the_size_limit() {
+    let png = png_rgba(1, 1);
+    let padded = format!("{}{}", tray_json("pentimento/tray/0000.png"), " ".repeat(4096));
+    let bytes = with_tray(&padded, &[("pentimento/tray/0000.png", &png)]);
+    let limits = Limits { max_json_bytes: 1024, ..Limits::default() };
+    let error = OraStack::from_bytes(&bytes, &limits).unwrap_err();
+    assert!(
+        matches!(&error, OraError::EntryTooLarge { name, limit_bytes: 1024 } if name == "pentimento/tray.json"),
+        "{error:?}"
+    );
+    assert_eq!(read(&bytes).unwrap().tray.len(), 1);
+}
+
+#[test]
+fn tray_src_outside_the_archive_is_refused() {
+    let png = png_rgba(1, 1);
+    for src in ["pentimento/../../evil.png", "../evil.png", "/etc/passwd", "pentimento\\x.png"] {
+        let bytes = with_tray(&tray_json(src), &[(src, &png)]);
+        let error = read(&bytes).unwrap_err();
+        assert!(matches!(&error, OraError::UnsafePath(_)), "{src}: {error:?}");
+    }
+}
+
+#[test]
+fn tray_src_missing_from_the_archive() {
+    let bytes = with_tray(&tray_json("pentimento/tray/0007.png"), &[]);
+    let error = read(&bytes).unwrap_err();
+    assert!(
+        matches!(&error, OraError::MissingTrayImage { candidate, src }
+            if candidate == "c" && src == "pentimento/tray/0007.png"),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "tray candidate `c` points at `pentimento/tray/0007.png`, which the file does not hold"
+    );
+}
+
+#[test]
+fn tray_png_declaring_a_huge_size() {
+    let src = "pentimento/tray/0000.png";
+    let bytes = with_tray(&tray_json(src), &[(src, &png_declaring(100_000, 100_000))]);
+    let error = read(&bytes).unwrap_err();
+    assert!(matches!(error, OraError::ImageTooLarge { width: 100_000, .. }), "{error:?}");
+    // Each candidate is small, but together they are over the total: refused before decoding.
+    let bomb = png_rgba(8192, 8192);
+    let entry = format!(r#"{{"name": "c", "x": 0, "y": 0, "src": "{src}"}}"#);
+    let json = format!(r#"{{"version": 1, "entries": [{}]}}"#, vec![entry; 20].join(","));
+    let bytes = with_tray(&json, &[(src, &bomb)]);
+    let error = read(&bytes).unwrap_err();
+    assert!(matches!(error, OraError::TotalPixelsTooLarge { .. }), "{error:?}");
+}
+
+#[test]
+fn tray_of_a_newer_version() {
+    // Version 2 may have changed everything else; the version alone decides.
+    let bytes = with_tray(r#"{"version": 2, "candidates": "whatever"}"#, &[]);
+    let error = read(&bytes).unwrap_err();
+    assert!(
+        matches!(&error, OraError::NewerVersion { entry, version: 2, supported: 1 }
+            if entry == "pentimento/tray.json"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("newer than this program understands"), "{error}");
+}
+
+#[test]
+fn tray_json_malformed_or_too_long() {
+    for json in ["{not json", r#"{"entries": []}"#, r#"{"version": 1, "entries": [{"name": 3}]}"#] {
+        let error = read(&with_tray(json, &[])).unwrap_err();
+        assert!(matches!(error, OraError::Tray(_)), "{json}: {error:?}");
+    }
+    let src = "pentimento/tray/0000.png";
+    let png = png_rgba(1, 1);
+    let entry = format!(r#"{{"name": "c", "x": 0, "y": 0, "src": "{src}"}}"#);
+    let json = format!(r#"{{"version": 1, "entries": [{}]}}"#, vec![entry; 5].join(","));
+    let limits = Limits { max_tray_entries: 4, ..Limits::default() };
+    let bytes = with_tray(&json, &[(src, &png)]);
+    assert!(matches!(
+        OraStack::from_bytes(&bytes, &limits),
+        Err(OraError::TooManyTrayEntries { count: 5, limit: 4 })
+    ));
+    // Five candidates sharing one PNG are fine within the default limits.
+    assert_eq!(read(&bytes).unwrap().tray.len(), 5);
+}
+
+#[test]
+fn writer_refuses_extra_entries_that_would_clash_with_the_tray() {
+    let mut stack = OraStack::new(4, 4);
+    stack.extra_entries.push(("pentimento/tray.json".into(), b"{}".to_vec()));
+    assert!(matches!(stack.to_bytes(), Err(OraError::InvalidStack(_))));
+    let mut stack = OraStack::new(4, 4);
+    stack.tray.push(OraTrayEntry {
+        name: "c".into(),
+        x: 0,
+        y: 0,
+        record: None,
+        pixels: Image::filled(1, 1, [0; 4]),
+    });
+    stack.extra_entries.push(("pentimento/tray/0000.png".into(), vec![]));
+    assert!(matches!(stack.to_bytes(), Err(OraError::InvalidStack(_))));
+    // Unknown files under pentimento/tray/ that are not ours survive.
+    stack.extra_entries = vec![("pentimento/tray/0001.png".into(), b"x".to_vec())];
+    let back = read(&stack.to_bytes().unwrap()).unwrap();
+    assert_eq!(back.extra_entries, stack.extra_entries);
+    assert_eq!(back.tray, stack.tray);
 }

@@ -16,7 +16,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use ora::{Limits, OraLayer, OraStack, composite};
+use ora::{Limits, OraLayer, OraStack, OraTrayEntry, composite};
 use pentimento_ora as ora;
 use raster::{Image, Rgba8};
 
@@ -112,7 +112,9 @@ fn pattern(width: u32, height: u32, seed: u32) -> Image<Rgba8> {
 
 /// Every mode Krita follows in its own vertical strip over an opaque background, with partial
 /// alpha, 1/255-exact opacities (Krita truncates opacity to whole steps), offsets that stick
-/// out of the canvas, a hidden layer and a half-transparent layer on top.
+/// out of the canvas, a hidden layer and a half-transparent layer on top. A batch tray of
+/// bright candidates rides along under `pentimento/`: Krita must ignore it (it would show if
+/// Krita took the PNGs for layers).
 fn test_stack() -> OraStack {
     let width = STRIP_PX * KRITA_MODES.len() as u32;
     let height = 48;
@@ -138,6 +140,15 @@ fn test_stack() -> OraStack {
     top.y = 30;
     top.opacity = 153.0 / 255.0;
     stack.layers.push(top);
+    stack.tray = (0..3)
+        .map(|i| OraTrayEntry {
+            name: format!("candidate {i}"),
+            x: -3 + 40 * i,
+            y: 7 - 5 * i,
+            record: Some(serde_json::json!({"prompt": "green", "seed": i})),
+            pixels: Image::filled(33 + i as u32, 21, [0, 255, 0, 255]),
+        })
+        .collect();
     stack
 }
 

@@ -7,7 +7,7 @@
 
 use std::io::{Cursor, Read};
 
-use ora::{Limits, OraLayer, OraStack, composite, entries};
+use ora::{Limits, OraLayer, OraStack, OraTrayEntry, composite, entries};
 use pentimento_ora as ora;
 use raster::{Gray8, Image, Rgba8};
 
@@ -60,8 +60,46 @@ fn sample_stack() -> OraStack {
     let mask: Vec<Gray8> = (0..64 * 48).map(|i| (i % 256) as u8).collect();
     stack.mask = Some(Image::from_pixels(64, 48, mask).unwrap());
     stack.selection = Some(Image::filled(64, 48, 128));
+    stack.tray = sample_tray();
     stack.extra_entries = vec![("pentimento/tray/future.json".into(), b"{\"v\":2}".to_vec())];
     stack
+}
+
+/// Three candidates: odd sizes, offsets off the canvas on every side, one without a record.
+fn sample_tray() -> Vec<OraTrayEntry> {
+    let record = |seed: u64| {
+        serde_json::json!({
+            "prompt": "a fox, <lora:ink:0.5>",
+            "seed": seed,
+            "strength": 0.75,
+            "context_box": {"x": -3, "y": 2, "width": 33, "height": 17},
+            "parent_layers": [1, 3],
+            "extra": {"Hires upscale": "2"},
+        })
+    };
+    vec![
+        OraTrayEntry {
+            name: "a fox · 1234".into(),
+            x: -5,
+            y: -9,
+            record: Some(record(1234)),
+            pixels: noise(33, 17, 21),
+        },
+        OraTrayEntry {
+            name: "a fox · 1235".into(),
+            x: 60,
+            y: 47,
+            record: Some(record(1235)),
+            pixels: noise(1, 1, 22),
+        },
+        OraTrayEntry {
+            name: "no record \"quoted\" <&>".into(),
+            x: -100,
+            y: 3,
+            record: None,
+            pixels: noise(7, 61, 23),
+        },
+    ]
 }
 
 #[test]
@@ -72,6 +110,47 @@ fn lossless_round_trip() {
     assert_eq!(back, stack);
     // And again: writing what we read gives the same archive.
     assert_eq!(back.to_bytes().unwrap(), bytes);
+}
+
+#[test]
+fn tray_round_trips_and_lies_under_pentimento() {
+    let mut stack = OraStack::new(64, 48);
+    stack.layers.push(OraLayer::new("bg", noise(64, 48, 1)));
+    stack.tray = sample_tray();
+    let bytes = stack.to_bytes().unwrap();
+    let back = OraStack::from_bytes(&bytes, &Limits::default()).unwrap();
+    assert_eq!(back.tray, stack.tray);
+    assert!(back.extra_entries.is_empty(), "{:?}", back.extra_entries);
+    // The tray is not part of the picture.
+    assert_eq!(composite(&back), composite(&OraStack { tray: Vec::new(), ..stack.clone() }));
+
+    let mut zip = zip::ZipArchive::new(Cursor::new(&bytes)).unwrap();
+    let names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
+    for name in ["pentimento/tray/0000.png", "pentimento/tray/0001.png", "pentimento/tray/0002.png"]
+    {
+        assert!(names.iter().any(|n| n == name), "{name} missing from {names:?}");
+        assert_eq!(zip.by_name(name).unwrap().compression(), zip::CompressionMethod::Stored);
+    }
+    let mut json = String::new();
+    zip.by_name(entries::TRAY).unwrap().read_to_string(&mut json).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["entries"][0]["src"], "pentimento/tray/0000.png");
+    assert_eq!(json["entries"][0]["x"], -5);
+    assert_eq!(json["entries"][1]["record"]["seed"], 1235);
+    assert!(json["entries"][2].get("record").is_none());
+}
+
+#[test]
+fn without_a_tray_no_tray_entry_and_an_empty_tray() {
+    let mut stack = OraStack::new(8, 8);
+    stack.layers.push(OraLayer::new("bg", noise(8, 8, 1)));
+    let bytes = stack.to_bytes().unwrap();
+    let zip = zip::ZipArchive::new(Cursor::new(&bytes)).unwrap();
+    assert!(zip.file_names().all(|n| !n.unwrap().starts_with("pentimento/tray")));
+    let back = OraStack::from_bytes(&bytes, &Limits::default()).unwrap();
+    assert!(back.tray.is_empty());
+    assert_eq!(back, stack);
 }
 
 #[test]
