@@ -269,9 +269,9 @@ fn frame_times_while_generating() {
     for i in 0..4 {
         doc.apply(Command::AddLayer { name: format!("Layer {i}"), index: None }).unwrap();
     }
-    let mut s = settings(30, 4, 3);
-    s.generation.width = 512;
-    s.generation.height = 512;
+    let mut s = settings(10, 4, 3);
+    s.generation.width = 256;
+    s.generation.height = 256;
     let mut h = harness(doc, s);
     h.get_by_label("Generate").click();
     h.run_steps(2);
@@ -288,7 +288,7 @@ fn frame_times_while_generating() {
     let p95 = frames_ms[(frames_ms.len() * 95 / 100).min(frames_ms.len() - 1)];
     let max = frames_ms.last().copied().unwrap_or(0.0);
     println!(
-        "frames while generating (1024² canvas, 512² job, batch 4, 30 steps, {:.1} s): {} frames, mean {mean:.2} ms, p95 {p95:.2} ms, max {max:.2} ms",
+        "frames while generating (1024² canvas, 256² job, batch 4, 10 steps, {:.1} s): {} frames, mean {mean:.2} ms, p95 {p95:.2} ms, max {max:.2} ms",
         started.elapsed().as_secs_f64(),
         frames_ms.len()
     );
