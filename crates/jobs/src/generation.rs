@@ -59,6 +59,9 @@ pub struct GenerationJob {
     pub request: GenerationRequest,
     /// Where the results go in the document (copied into each record).
     pub placement: Placement,
+    /// Scale whole-image results (txt2img, img2img, whole-picture inpaint) to this size
+    /// (the canvas), with Lanczos as A1111 resizes; done here so the UI thread never resizes.
+    pub scale_whole_results_to: Option<[u32; 2]>,
 }
 
 impl GenerationJob {
@@ -71,6 +74,7 @@ impl GenerationJob {
             embeddings_dir: None,
             request,
             placement: Placement::default(),
+            scale_whole_results_to: None,
         }
     }
 }
@@ -290,6 +294,25 @@ impl Runner for GenerationRunner {
             generated.images.into_iter().zip(generated.seeds).zip(generated.layers).enumerate()
         {
             let index = u32::try_from(i).unwrap_or(u32::MAX);
+            let only_masked = job
+                .request
+                .inpaint
+                .as_ref()
+                .is_some_and(|o| o.area == pipeline::request::InpaintArea::OnlyMasked);
+            let mut layer = layer;
+            if let Some([w, h]) = job.scale_whole_results_to
+                && !only_masked
+                && [layer.image.width(), layer.image.height()] != [w, h]
+            {
+                let image = raster::resample::resize_rgba(
+                    &layer.image,
+                    w,
+                    h,
+                    raster::resample::ResampleFilter::Lanczos3,
+                )
+                .map_err(|e| failed(format!("cannot scale the result to the canvas: {e}")))?;
+                layer = ResultLayer::whole(image);
+            }
             let mut placement = job.placement.clone();
             if job.request.inpaint.is_some() {
                 placement.context_box = Some(layer.rect);

@@ -35,12 +35,6 @@ use super::DocBridge;
 /// What the editor keeps of a submitted job until its results arrive.
 struct Submitted {
     id: JobId,
-    /// The working size the results were generated at (for scaling whole-canvas results).
-    working: [u32; 2],
-    canvas: [u32; 2],
-    /// Whether the result layer covers the whole canvas (txt2img, img2img, whole-picture
-    /// inpaint) rather than a crop box.
-    whole_canvas: bool,
     /// Where the live preview is drawn (canvas pixels).
     preview_rect: Rect,
     /// For Re-roll: the job as submitted.
@@ -384,6 +378,7 @@ impl GenerationUi {
             embeddings_dir,
             request,
             placement,
+            scale_whole_results_to: Some([cw, ch]),
         })
     }
 
@@ -460,14 +455,7 @@ impl GenerationUi {
             return Err("the generation worker is not running".into());
         };
         let id = queue.submit(job.clone());
-        self.submitted.push_back(Submitted {
-            id,
-            working,
-            canvas,
-            whole_canvas: !only_masked,
-            preview_rect,
-            job,
-        });
+        self.submitted.push_back(Submitted { id, preview_rect, job });
         Ok(id)
     }
 
@@ -523,12 +511,7 @@ impl GenerationUi {
                         let sub = self.submitted.remove(pos);
                         if let Some(sub) = sub {
                             let first_new = tray.len();
-                            for c in output {
-                                match candidate_for_tray(&sub, c) {
-                                    Ok(t) => tray.push(t),
-                                    Err(e) => errors.push(e),
-                                }
-                            }
+                            tray.extend(output.into_iter().map(candidate_for_tray));
                             if tray.len() > first_new {
                                 self.tray_state.selected = Some(first_new);
                             }
@@ -590,26 +573,16 @@ pub fn crop_box_of(
     inpaint_crop_box(&blurred, padding_px, context, width, height)
 }
 
-/// A finished candidate as it will land on the canvas: whole-canvas results generated at
-/// another size are scaled to the canvas (Lanczos, as A1111 resizes).
-fn candidate_for_tray(sub: &Submitted, c: Candidate) -> Result<TrayCandidate, String> {
-    let [cw, ch] = sub.canvas;
-    let mut image = c.layer.image;
-    let (mut x, mut y) = (c.layer.rect.x, c.layer.rect.y);
-    if sub.whole_canvas && [image.width(), image.height()] != [cw, ch] {
-        image = resize_rgba(&image, cw, ch, ResampleFilter::Lanczos3)
-            .map_err(|e| format!("cannot scale the result to the canvas: {e}"))?;
-        x = 0;
-        y = 0;
-    }
-    let _ = sub.working;
-    Ok(TrayCandidate {
+/// A finished candidate as it will land on the canvas (the worker already scaled whole-image
+/// results to the canvas).
+fn candidate_for_tray(c: Candidate) -> TrayCandidate {
+    TrayCandidate {
         name: candidate_name(&c.record.prompt, c.seed),
-        x,
-        y,
-        image,
+        x: c.layer.rect.x,
+        y: c.layer.rect.y,
+        image: c.layer.image,
         record: c.record,
-    })
+    }
 }
 
 /// The layers a candidate is placed above: its parents.
