@@ -294,3 +294,15 @@ fn frame_times_while_generating() {
     );
     assert_eq!(h.state().doc.tray.len(), 4);
 }
+
+#[test]
+fn prompt_loras_show_as_chips_that_edit_the_prompt() {
+    let mut s = settings(3, 1, 1);
+    s.generation.prompt = "a fox <lora:ink:0.5>".into();
+    let mut h = harness(sketch(), s);
+    h.get_by_role_and_label(egui::Role::Slider, "LoRA ink");
+    h.get_by_label("not found");
+    h.get_by_label("Remove LoRA ink").click();
+    h.run();
+    assert_eq!(h.state().settings.generation.prompt, "a fox");
+}

@@ -147,6 +147,15 @@ pub struct ModelChoice {
     pub native_px: u32,
 }
 
+/// A LoRA or embedding the panel can offer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkChoice {
+    /// The name prompts use (`<lora:name:w>`, or the embedding's file name).
+    pub name: String,
+    /// Whether it was made for the selected model's family (`None`: unknown).
+    pub compatible: Option<bool>,
+}
+
 /// What the app tells the panel this frame.
 pub struct PanelContext<'a> {
     pub models: &'a [ModelChoice],
@@ -165,6 +174,10 @@ pub struct PanelContext<'a> {
     pub model_folders_hint: String,
     /// The artist dragged the context box larger on the canvas.
     pub has_context_box: bool,
+    pub loras: &'a [NetworkChoice],
+    pub embeddings: &'a [NetworkChoice],
+    /// The `<lora:name:w>` tags of the prompt, in order (text-encoder weight).
+    pub prompt_loras: Vec<(String, f32)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -175,12 +188,20 @@ pub enum PanelAction {
     /// Cancel the running job and everything queued.
     CancelAll,
     RescanModels,
+    /// Append `<lora:name:1>` to the prompt.
+    AddLora(String),
+    /// Rewrite the prompt's tag of this LoRA with a new weight.
+    SetLoraWeight(String, f32),
+    RemoveLora(String),
+    /// Append the embedding's name to the prompt.
+    InsertEmbedding(String),
 }
 
 /// Panel state kept between frames (not persisted).
 #[derive(Clone, Debug, Default)]
 pub struct GenerationPanelState {
     model_filter: String,
+    network_filter: String,
     /// The extra model folders being edited, one per line.
     folders_text: Option<String>,
 }
@@ -272,6 +293,8 @@ pub fn generation_panel(
     )
     .labelled_by(l.id);
 
+    networks(ui, state, cx, &mut out);
+
     egui::Grid::new("generation-grid").num_columns(2).show(ui, |ui| {
         combo_str(ui, "Sampler", &mut settings.sampler, cx.samplers);
         combo_str(ui, "Schedule", &mut settings.schedule, cx.schedules);
@@ -349,6 +372,115 @@ pub fn generation_panel(
     }
 
     out
+}
+
+/// LoRA chips with weight sliders, a searchable list to add LoRAs and embeddings, and a warning
+/// for LoRAs made for another model family.
+fn networks(
+    ui: &mut Ui,
+    state: &mut GenerationPanelState,
+    cx: &PanelContext<'_>,
+    out: &mut Vec<PanelAction>,
+) {
+    for (name, weight) in &cx.prompt_loras {
+        ui.horizontal(|ui| {
+            let mut w = *weight;
+            let l = ui.label(format!("LoRA {name}"));
+            if ui
+                .add(egui::Slider::new(&mut w, -2.0..=2.0).step_by(0.05))
+                .labelled_by(l.id)
+                .changed()
+            {
+                out.push(PanelAction::SetLoraWeight(name.clone(), w));
+            }
+            if crate::widgets::icon_button(ui, true, "x", &format!("Remove LoRA {name}")).clicked()
+            {
+                out.push(PanelAction::RemoveLora(name.clone()));
+            }
+            match cx.loras.iter().find(|l| &l.name == name) {
+                None => {
+                    ui.colored_label(ui.visuals().error_fg_color, "not found");
+                }
+                Some(l) if l.compatible == Some(false) => {
+                    ui.colored_label(ui.visuals().warn_fg_color, "made for another model family");
+                }
+                Some(_) => {}
+            }
+        });
+    }
+    egui::CollapsingHeader::new(format!(
+        "LoRAs and embeddings ({} + {})",
+        cx.loras.len(),
+        cx.embeddings.len()
+    ))
+    .default_open(false)
+    .show(ui, |ui| {
+        let l = ui.label("Search networks");
+        ui.add(egui::TextEdit::singleline(&mut state.network_filter)).labelled_by(l.id);
+        let filter = state.network_filter.to_lowercase();
+        egui::ScrollArea::vertical().id_salt("networks").max_height(160.0).show(ui, |ui| {
+            for l in cx.loras.iter().filter(|l| l.name.to_lowercase().contains(&filter)) {
+                ui.horizontal(|ui| {
+                    if ui.small_button(format!("Add LoRA {}", l.name)).clicked() {
+                        out.push(PanelAction::AddLora(l.name.clone()));
+                    }
+                    if l.compatible == Some(false) {
+                        ui.colored_label(ui.visuals().warn_fg_color, "other family");
+                    }
+                });
+            }
+            for e in cx.embeddings.iter().filter(|e| e.name.to_lowercase().contains(&filter)) {
+                ui.horizontal(|ui| {
+                    if ui.small_button(format!("Insert embedding {}", e.name)).clicked() {
+                        out.push(PanelAction::InsertEmbedding(e.name.clone()));
+                    }
+                    if e.compatible == Some(false) {
+                        ui.colored_label(ui.visuals().warn_fg_color, "other family");
+                    }
+                });
+            }
+        });
+    });
+}
+
+/// The prompt with `<lora:name:…>` set to `weight` (`None`: the tag removed); a missing tag is
+/// appended.
+pub fn set_lora_in_prompt(prompt: &str, name: &str, weight: Option<f32>) -> String {
+    let tag = |w: f32| format!("<lora:{name}:{}>", format_weight(w));
+    let mut out = String::with_capacity(prompt.len() + 24);
+    let mut rest = prompt;
+    let mut found = false;
+    while let Some(start) = rest.find("<lora:") {
+        let after = &rest[start + 6..];
+        let Some(end) = after.find('>') else { break };
+        let inner = &after[..end];
+        let tag_name = inner.split(':').next().unwrap_or("");
+        out.push_str(&rest[..start]);
+        if tag_name == name && !found {
+            found = true;
+            if let Some(w) = weight {
+                out.push_str(&tag(w));
+            }
+        } else {
+            out.push_str(&rest[start..start + 6 + end + 1]);
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    match (found, weight) {
+        (false, Some(w)) => {
+            let trimmed = out.trim_end();
+            let sep = if trimmed.is_empty() { "" } else { " " };
+            format!("{trimmed}{sep}{}", tag(w))
+        }
+        (true, None) => out.split_whitespace().collect::<Vec<_>>().join(" "),
+        _ => out,
+    }
+}
+
+fn format_weight(w: f32) -> String {
+    let s = format!("{:.2}", w);
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 fn selected_model<'a>(
@@ -627,6 +759,19 @@ mod tests {
                 assert_eq!(steps_at_strength(s, n), k, "{k}/{n}");
             }
         }
+    }
+
+    #[test]
+    fn lora_tags_are_edited_in_place() {
+        assert_eq!(set_lora_in_prompt("a fox", "ink", Some(1.0)), "a fox <lora:ink:1>");
+        assert_eq!(
+            set_lora_in_prompt("a <lora:ink:1> fox, <lora:oil:0.5>", "ink", Some(0.75)),
+            "a <lora:ink:0.75> fox, <lora:oil:0.5>"
+        );
+        assert_eq!(set_lora_in_prompt("a <lora:ink:1:0.5> fox", "ink", None), "a fox");
+        assert_eq!(set_lora_in_prompt("", "ink", Some(-0.5)), "<lora:ink:-0.5>");
+        // Names that only share a prefix are not touched.
+        assert_eq!(set_lora_in_prompt("<lora:inky:1>", "ink", None), "<lora:inky:1>");
     }
 
     #[test]

@@ -65,6 +65,13 @@ impl Progress {
 /// The library scan, run on a worker thread.
 type ScanResult = (Vec<ModelChoice>, Vec<ModelChoice>, Library);
 
+/// A LoRA or embedding of the library with the family it was made for.
+#[derive(Clone, Debug)]
+pub struct Network {
+    pub name: String,
+    pub sdxl: Option<bool>,
+}
+
 /// The generation side of the editor.
 pub struct GenerationUi {
     pub panel: ui::generation::GenerationPanelState,
@@ -81,6 +88,8 @@ pub struct GenerationUi {
     candidate_texture: Option<(usize, TextureHandle)>,
     pub models: Vec<ModelChoice>,
     pub vaes: Vec<ModelChoice>,
+    pub loras: Vec<Network>,
+    pub embeddings: Vec<Network>,
     library: Option<Library>,
     scan: Option<mpsc::Receiver<ScanResult>>,
     pub last_seed: Option<u64>,
@@ -130,6 +139,8 @@ impl Default for GenerationUi {
             candidate_texture: None,
             models: Vec::new(),
             vaes: Vec::new(),
+            loras: Vec::new(),
+            embeddings: Vec::new(),
             library: None,
             scan: None,
             last_seed: None,
@@ -214,6 +225,18 @@ impl GenerationUi {
         if let Ok((models, vaes, library)) = rx.try_recv() {
             self.models = models;
             self.vaes = vaes;
+            let networks = |kind| {
+                library
+                    .list(kind, "")
+                    .into_iter()
+                    .map(|e| Network {
+                        name: e.stem.clone(),
+                        sdxl: e.arch.map(sd::ModelArch::is_sdxl),
+                    })
+                    .collect::<Vec<_>>()
+            };
+            self.loras = networks(ModelKind::Lora);
+            self.embeddings = networks(ModelKind::Embedding);
             self.library = Some(library);
             self.scan = None;
             if settings.model.is_none()

@@ -230,6 +230,30 @@ fn generation_panel(app: &mut EditorApp, ui: &mut Ui) {
             .collect();
     let models = app.generation.models.clone();
     let vaes = app.generation.vaes.clone();
+    let model_sdxl = models
+        .iter()
+        .find(|m| Some(&m.path) == app.settings.generation.model.as_ref())
+        .map(|m| m.native_px >= 1024);
+    let choices = |list: &[super::generation::Network]| -> Vec<ui::generation::NetworkChoice> {
+        list.iter()
+            .map(|n| ui::generation::NetworkChoice {
+                name: n.name.clone(),
+                compatible: n.sdxl.zip(model_sdxl).map(|(a, b)| a == b),
+            })
+            .collect()
+    };
+    let loras = choices(&app.generation.loras);
+    let embeddings = choices(&app.generation.embeddings);
+    let prompt_loras: Vec<(String, f32)> =
+        sd::prompt::split_extra_networks(&app.settings.generation.prompt)
+            .map(|(_, tags)| {
+                tags.iter()
+                    .filter(|t| sd::prompt::is_lora_kind(&t.kind))
+                    .filter_map(|t| sd::prompt::lora_from_tag(t).ok())
+                    .map(|l| (l.name, l.te_weight))
+                    .collect()
+            })
+            .unwrap_or_default();
     let cx = ui::generation::PanelContext {
         models: &models,
         vaes: &vaes,
@@ -242,6 +266,9 @@ fn generation_panel(app: &mut EditorApp, ui: &mut Ui) {
         jobs_in_queue: app.generation.jobs_in_queue(),
         model_folders_hint: folders.join(", "),
         has_context_box: app.generation.context_box.is_some(),
+        loras: &loras,
+        embeddings: &embeddings,
+        prompt_loras,
     };
     let actions = ui::generation::generation_panel(
         ui,
@@ -255,6 +282,23 @@ fn generation_panel(app: &mut EditorApp, ui: &mut Ui) {
             ui::generation::PanelAction::Generate => app.generate(&ctx, None),
             ui::generation::PanelAction::CancelAll => app.generation.cancel_all(),
             ui::generation::PanelAction::ResetContextBox => app.generation.context_box = None,
+            ui::generation::PanelAction::AddLora(name) => {
+                let p = &mut app.settings.generation.prompt;
+                *p = ui::generation::set_lora_in_prompt(p, &name, Some(1.0));
+            }
+            ui::generation::PanelAction::SetLoraWeight(name, w) => {
+                let p = &mut app.settings.generation.prompt;
+                *p = ui::generation::set_lora_in_prompt(p, &name, Some(w));
+            }
+            ui::generation::PanelAction::RemoveLora(name) => {
+                let p = &mut app.settings.generation.prompt;
+                *p = ui::generation::set_lora_in_prompt(p, &name, None);
+            }
+            ui::generation::PanelAction::InsertEmbedding(name) => {
+                let p = &mut app.settings.generation.prompt;
+                let sep = if p.trim_end().is_empty() { "" } else { ", " };
+                *p = format!("{}{sep}{name}", p.trim_end());
+            }
             ui::generation::PanelAction::RescanModels => {
                 let folders = app.settings.generation.model_folders.clone();
                 app.generation.rescan(&ctx, &folders);
