@@ -131,7 +131,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         Some(img) => ((img.width() / 8 * 8).max(8), (img.height() / 8 * 8).max(8)),
         None => (native, native),
     };
-    let seed = args.seed.unwrap_or_else(random_seed);
+    let seed = args.seed.unwrap_or_else(crate::editor::generation::random_seed);
     let mut request = GenerationRequest::txt2img(
         args.prompt.clone(),
         args.width.unwrap_or(default_w),
@@ -249,18 +249,6 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
 #[allow(clippy::print_stdout, reason = "the written paths are the command's output")]
 fn println_path(path: &Path) {
     println!("{}", path.display());
-}
-
-/// A seed in A1111's range (0..2³²−1), from the OS-seeded hasher.
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish() % 4_294_967_295
 }
 
 fn parse_dtype(text: &str) -> Result<DType, String> {

@@ -1,18 +1,9 @@
 //! A1111 short hashes of model files for infotext, cached across runs so a multi-GB checkpoint
 //! is hashed once (the cache is keyed by path, size and mtime).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sd::library::{HashCache, MODEL_HASH_LEN, NETWORK_HASH_LEN, cached_file_hashes};
-
-/// Where the hash cache lives: `$PENTIMENTO_CACHE_DIR`, else the platform cache folder.
-pub fn cache_file() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("PENTIMENTO_CACHE_DIR") {
-        return Some(PathBuf::from(dir).join("hashes.json"));
-    }
-    directories::ProjectDirs::from("app", "Pentimento", "pentimento")
-        .map(|dirs| dirs.cache_dir().join("hashes.json"))
-}
 
 /// `Model hash` / `VAE hash` of `path`: the first 10 hex digits of its sha256. A cache that
 /// cannot be read or written only costs time: the hash is still computed.
@@ -34,7 +25,7 @@ pub fn lora_hash(path: &Path) -> anyhow::Result<String> {
 }
 
 fn hashes_of(path: &Path, with_addnet: bool) -> anyhow::Result<sd::library::FileHashes> {
-    let mut cache = match cache_file() {
+    let mut cache = match crate::editor::generation::hash_cache_file() {
         Some(file) => HashCache::load_or_empty(file).0,
         None => HashCache::in_memory(),
     };

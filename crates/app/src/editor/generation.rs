@@ -568,7 +568,7 @@ impl GenerationUi {
 
 /// Where the hash cache lives (shared with `pentimento generate`): `$PENTIMENTO_CACHE_DIR`,
 /// else the platform cache folder.
-fn hash_cache_file() -> Option<PathBuf> {
+pub fn hash_cache_file() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("PENTIMENTO_CACHE_DIR") {
         return Some(PathBuf::from(dir).join("hashes.json"));
     }
