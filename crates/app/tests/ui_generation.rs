@@ -226,6 +226,17 @@ fn two_queued_jobs_finish_in_order() {
     let c = &h.state().doc.tray[0];
     assert_eq!((c.x, c.y, c.image.width(), c.image.height()), (0, 0, W, H));
     assert_eq!(c.record.mode, GenerationMode::Txt2img);
+
+    // The tray is part of the project: it survives save and reopen, and marks it unsaved.
+    assert!(h.state().is_dirty());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tray.ora");
+    let ctx = h.ctx.clone();
+    h.state_mut().save_to(&ctx, path.clone());
+    h.state_mut().finish_job(&ctx);
+    assert!(!h.state().is_dirty());
+    let reopened = DocBridge::open(&path, &std::sync::atomic::AtomicU32::new(0)).unwrap();
+    assert_eq!(reopened.tray, h.state().doc.tray);
 }
 
 #[test]

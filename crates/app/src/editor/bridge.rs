@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use doc::{
     Brush, Command, Document, DocumentParts, FillSource, Layer, LayerId, LayerProps, PaintTarget,
-    SelectOp, SelectShape, StrokePoint,
+    SelectOp, SelectShape, StrokePoint, TrayCandidate,
 };
 use raster::{Gray8, Image, Rect, Rgba8, TiledImage};
 use ui::layers::LayerAction;
@@ -55,6 +55,9 @@ pub struct LayerInfo {
 /// The document plus the editor's bookkeeping around it.
 pub struct DocBridge {
     doc: Document,
+    /// The batch tray: candidates waiting to be applied. Outside the undo history (applying one
+    /// is the undoable step) but saved with the project.
+    pub tray: Vec<TrayCandidate>,
     /// Per-layer pixel revisions for thumbnails.
     layer_revisions: HashMap<LayerId, u64>,
     /// An adjustment dialog's transaction is open.
@@ -62,8 +65,6 @@ pub struct DocBridge {
     /// A layer-opacity slider drag's transaction is open.
     opacity_txn: bool,
     selection_bounds: Option<(u64, Option<Rect>)>,
-    /// The batch tray: generated candidates waiting to be applied (saved with the project).
-    pub tray: Vec<doc::TrayCandidate>,
 }
 
 fn to_brush(kind: StrokeKind, b: &ui::tools::BrushSettings, colour: Rgba8) -> Brush {
@@ -133,11 +134,11 @@ impl DocBridge {
     pub fn from_document(doc: Document) -> Self {
         Self {
             doc,
+            tray: Vec::new(),
             layer_revisions: HashMap::new(),
             preview_open: false,
             opacity_txn: false,
             selection_bounds: None,
-            tray: Vec::new(),
         }
     }
 
@@ -594,7 +595,7 @@ impl DocBridge {
     /// still in the document, else above the active layer; the new layer becomes active.
     pub fn apply_candidate(
         &mut self,
-        candidate: &doc::TrayCandidate,
+        candidate: &TrayCandidate,
         above: &[LayerId],
     ) -> Result<Change, EditorError> {
         let index = above
@@ -660,13 +661,13 @@ impl DocBridge {
 
     // ---- files ---------------------------------------------------------------------------
 
-    /// Opens an .ora project or an image (as a one-layer document).
+    /// Opens an .ora project (with its batch tray) or an image (as a one-layer document).
     pub fn open(path: &Path, progress: &AtomicU32) -> Result<Self, EditorError> {
         let ext = extension(path);
-        let doc = if ext == "ora" {
-            let doc = super::ora_io::read_ora(path)?;
+        let (doc, tray) = if ext == "ora" {
+            let opened = super::ora_io::read_ora(path)?;
             progress.store(600, Ordering::Relaxed);
-            doc
+            opened
         } else {
             let img = read_image(path)?;
             progress.store(600, Ordering::Relaxed);
@@ -678,21 +679,22 @@ impl DocBridge {
                 LayerProps { name, ..LayerProps::default() },
                 TiledImage::from_image(&img),
             );
-            Document::from_parts(DocumentParts {
+            let doc = Document::from_parts(DocumentParts {
                 width: img.width(),
                 height: img.height(),
                 layers: vec![layer],
                 active: None,
                 mask: None,
                 selection: None,
-            })?
+            })?;
+            (doc, Vec::new())
         };
-        Ok(Self::from_document(doc))
+        Ok(Self { tray, ..Self::from_document(doc) })
     }
 
     /// A copy of the current state to save on another thread (tiles are shared, so cheap).
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot { parts: self.doc.to_parts() }
+        Snapshot { parts: self.doc.to_parts(), tray: self.tray.clone() }
     }
 
     /// Fills the benchmark document: `n` layers each with an opaque band of its own colour.
@@ -719,6 +721,7 @@ impl DocBridge {
 /// The state to write, detached from the live document.
 pub struct Snapshot {
     parts: DocumentParts,
+    tray: Vec<TrayCandidate>,
 }
 
 impl Snapshot {
@@ -726,7 +729,7 @@ impl Snapshot {
         let doc = Document::from_parts(self.parts.clone())?;
         let merged = doc.render_composite();
         progress.store(300, Ordering::Relaxed);
-        super::ora_io::write_ora(self.parts, &merged, path)?;
+        super::ora_io::write_ora(self.parts, &self.tray, &merged, path)?;
         progress.store(900, Ordering::Relaxed);
         Ok(())
     }
@@ -808,5 +811,51 @@ mod tests {
         let rotated = transform_affine(from, &TransformBox { rotation_deg: 90.0, ..to });
         let (x, y) = rotated.apply(60.0, 45.0); // the centre stays
         assert!((x - 100.0).abs() < 1e-9 && (y - 50.0).abs() < 1e-9);
+    }
+
+    fn candidate(seed: u64, x: i32, y: i32, w: u32, h: u32) -> TrayCandidate {
+        let pixels = (0..w * h).map(|i| [(i % 256) as u8, seed as u8, 7, (i * 3 % 256) as u8]);
+        TrayCandidate {
+            name: format!("a red fox · {seed}"),
+            x,
+            y,
+            image: Image::from_pixels(w, h, pixels.collect()).unwrap(),
+            record: doc::GenerationRecord {
+                prompt: "a red fox".into(),
+                seed,
+                steps: 20,
+                strength: Some(0.8),
+                mode: doc::GenerationMode::Inpaint,
+                context_box: Some(Rect::new(x, y, w, h)),
+                parent_layers: vec![LayerId::from_raw(1)],
+                ..doc::GenerationRecord::default()
+            },
+        }
+    }
+
+    #[test]
+    fn tray_survives_save_and_open() {
+        let mut bridge = DocBridge::new_blank(48, 32).unwrap();
+        assert!(bridge.tray.is_empty());
+        bridge.tray = vec![
+            candidate(1234, -6, -2, 21, 13),
+            candidate(1235, 40, 30, 1, 1),
+            candidate(1236, 0, 5, 9, 40),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tray.ora");
+        let progress = AtomicU32::new(0);
+        bridge.snapshot().save_ora(&path, &progress).unwrap();
+        let opened = DocBridge::open(&path, &progress).unwrap();
+        assert_eq!(opened.tray, bridge.tray);
+        assert_eq!(opened.size(), [48, 32]);
+
+        // Saving with an empty tray leaves none behind; an image opens with an empty tray.
+        bridge.tray.clear();
+        bridge.snapshot().save_ora(&path, &progress).unwrap();
+        assert!(DocBridge::open(&path, &progress).unwrap().tray.is_empty());
+        let png = dir.path().join("flat.png");
+        bridge.snapshot().export(&png).unwrap();
+        assert!(DocBridge::open(&png, &progress).unwrap().tray.is_empty());
     }
 }

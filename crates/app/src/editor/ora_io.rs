@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use doc::{Document, DocumentParts, Layer, LayerId, LayerProps};
+use doc::{Document, DocumentParts, Layer, LayerId, LayerProps, TrayCandidate};
 use raster::{Image, Rgba8, TiledImage};
 
 use super::bridge::EditorError;
@@ -13,18 +13,23 @@ impl From<ora::OraError> for EditorError {
     }
 }
 
-/// Reads an .ora project.
-pub fn read_ora(path: &Path) -> Result<Document, EditorError> {
-    document_from_stack(ora::OraStack::open(path)?)
+/// Reads an .ora project: the document and its batch tray (empty in files without one).
+pub fn read_ora(path: &Path) -> Result<(Document, Vec<TrayCandidate>), EditorError> {
+    let mut stack = ora::OraStack::open(path)?;
+    let tray = ora::tray_from_ora(std::mem::take(&mut stack.tray))?;
+    Ok((document_from_stack(stack)?, tray))
 }
 
-/// Writes an .ora project (atomically) with `merged` as its composite.
+/// Writes an .ora project (atomically) with `merged` as its composite and the batch tray.
 pub fn write_ora(
     parts: DocumentParts,
+    tray: &[TrayCandidate],
     merged: &Image<Rgba8>,
     path: &Path,
 ) -> Result<(), EditorError> {
-    stack_from_parts(parts).save_with_merged(merged, path)?;
+    let mut stack = stack_from_parts(parts);
+    stack.tray = ora::tray_to_ora(tray)?;
+    stack.save_with_merged(merged, path)?;
     Ok(())
 }
 
