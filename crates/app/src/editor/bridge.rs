@@ -65,6 +65,9 @@ pub struct DocBridge {
     /// A layer-opacity slider drag's transaction is open.
     opacity_txn: bool,
     selection_bounds: Option<(u64, Option<Rect>)>,
+    /// Bumped whenever the inpaint mask may have changed, so mask analysis (mode, context box)
+    /// is redone only then and not on every paint stroke.
+    mask_revision: u64,
 }
 
 fn to_brush(kind: StrokeKind, b: &ui::tools::BrushSettings, colour: Rgba8) -> Brush {
@@ -139,6 +142,7 @@ impl DocBridge {
             preview_open: false,
             opacity_txn: false,
             selection_bounds: None,
+            mask_revision: 0,
         }
     }
 
@@ -169,6 +173,9 @@ impl DocBridge {
     }
 
     fn track(&mut self, change: &Change) {
+        if !change.mask.is_empty() || change.canvas_resized {
+            self.mask_revision += 1;
+        }
         let rev = self.doc.revision();
         if change.layers_changed || change.canvas_resized {
             for l in self.doc.layers() {
@@ -206,6 +213,7 @@ impl DocBridge {
     }
 
     fn track_all(&mut self) {
+        self.mask_revision += 1;
         let rev = self.doc.revision();
         for l in self.doc.layers() {
             self.layer_revisions.insert(l.id(), rev);
@@ -574,6 +582,11 @@ impl DocBridge {
     /// The inpaint mask, canvas-sized (255 = regenerate).
     pub fn mask_image(&self) -> Image<Gray8> {
         self.doc.mask().to_image()
+    }
+
+    /// Changes whenever the inpaint mask may have changed (a cache key).
+    pub fn mask_revision(&self) -> u64 {
+        self.mask_revision
     }
 
     /// Whether any mask pixel is painted.

@@ -247,6 +247,13 @@ impl GenerationUi {
         }
     }
 
+    /// A new document replaced the old one: nothing cached of the old one's mask still holds.
+    pub fn forget_document(&mut self) {
+        self.mask_cache = None;
+        self.context_box = None;
+        self.tray_state = TrayState::default();
+    }
+
     /// Jobs queued or running.
     pub fn jobs_in_queue(&self) -> usize {
         self.submitted.len()
@@ -288,7 +295,7 @@ impl GenerationUi {
         settings: &GenerationSettings,
     ) -> (Mode, Option<Rect>) {
         let key = MaskKey {
-            revision: doc.revision(),
+            revision: doc.mask_revision(),
             invert: settings.invert_mask,
             blur_px: settings.mask_blur_px,
             padding_px: settings.padding_px,

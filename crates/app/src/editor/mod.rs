@@ -214,8 +214,7 @@ impl EditorApp {
         self.path = path;
         self.saved_revision = self.doc.revision();
         self.tray_changed = false;
-        self.generation.tray_state = Default::default();
-        self.generation.context_box = None;
+        self.generation.forget_document();
         let [w, h] = self.doc.size();
         self.textures.reset(w, h);
         self.mask_textures.reset(w, h);
