@@ -265,7 +265,8 @@ fn the_context_box_follows_the_mask() {
     let (_, crop) = app_gen.mode_and_box(&h.state().doc, &g);
     h.state_mut().generation = app_gen;
     let crop = crop.expect("only-masked shows its box");
-    let expected = editor::generation::crop_box_of(&mask(), false, 2, 8, None, 64, 64).unwrap();
+    let expected =
+        pipeline::inpaint::only_masked_crop_box(&mask(), false, 2, 8, None, 64, 64).unwrap();
     assert_eq!(crop, expected);
     let masked = Rect::new(50, 30, 20, 20);
     assert_eq!(crop.union(&masked), crop, "the box holds the masked area");

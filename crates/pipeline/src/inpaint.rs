@@ -55,6 +55,40 @@ pub struct InpaintPlan {
     pub masked_content: MaskedContent,
 }
 
+/// A1111's mask preparation: binarised at 50 %, optionally inverted, then blurred with its
+/// kernel rule. Returns `(binary, blurred)`.
+pub fn binary_and_blurred_mask(
+    mask: &Image<Gray8>,
+    invert: bool,
+    mask_blur_px: u32,
+) -> Result<(Image<Gray8>, Image<Gray8>), PipelineError> {
+    let mut binary = raster::mask::threshold(mask, MASK_THRESHOLD);
+    if invert {
+        binary = raster::mask::invert(&binary);
+    }
+    let blur = f64::from(mask_blur_px);
+    // Blurs only around the painted pixels (byte-identical to blurring the whole canvas): a
+    // small mask on a big canvas must not cost a full-canvas blur.
+    let blurred = gaussian_blur_a1111_sparse(&binary, blur, blur)
+        .map_err(|e| PipelineError::InvalidRequest(format!("mask blur: {e}")))?;
+    Ok((binary, blurred))
+}
+
+/// The box an only-masked inpaint crops for this mask and these settings at `width × height`
+/// (what the editor draws on the canvas while the mask is painted); `None` for an empty mask.
+pub fn only_masked_crop_box(
+    mask: &Image<Gray8>,
+    invert: bool,
+    mask_blur_px: u32,
+    padding_px: u32,
+    context: Option<Rect>,
+    width: u32,
+    height: u32,
+) -> Option<Rect> {
+    let (_, blurred) = binary_and_blurred_mask(mask, invert, mask_blur_px).ok()?;
+    inpaint_crop_box(&blurred, padding_px, context, width, height)
+}
+
 impl InpaintPlan {
     /// Builds the plan for `image` (the canvas) at working size `width × height`.
     pub fn new(
@@ -73,15 +107,8 @@ impl InpaintPlan {
                 image.height()
             )));
         }
-        let mut binary_mask = raster::mask::threshold(&options.mask, MASK_THRESHOLD);
-        if options.invert_mask {
-            binary_mask = raster::mask::invert(&binary_mask);
-        }
-        let blur = f64::from(options.mask_blur_px);
-        // Blurs only around the painted pixels (byte-identical to blurring the whole canvas):
-        // a small mask on a big canvas must not cost a full-canvas blur.
-        let blurred_mask = gaussian_blur_a1111_sparse(&binary_mask, blur, blur)
-            .map_err(|e| invalid(format!("mask blur: {e}")))?;
+        let (binary_mask, blurred_mask) =
+            binary_and_blurred_mask(&options.mask, options.invert_mask, options.mask_blur_px)?;
         if blurred_mask.pixels().iter().all(|&v| v == 0) {
             return Err(invalid(
                 "the inpaint mask is empty: paint the area to regenerate (white = regenerate)"

@@ -17,12 +17,11 @@ use doc::{InpaintArea, LayerId, TrayCandidate};
 use egui::TextureHandle;
 use jobs::generation::{Candidate, GenerationJob, GenerationRunner};
 use jobs::{Event, JobId, JobQueue};
-use pipeline::geometry::inpaint_crop_box;
 use pipeline::infotext::sampler_from_a1111;
 use pipeline::record::Placement;
 use pipeline::request::{GenerationRequest, InitImage, InpaintOptions};
 use raster::resample::{ResampleFilter, resize_rgba};
-use raster::{Gray8, Image, Rect, Rgba8};
+use raster::{Image, Rect, Rgba8};
 use sd::library::{Library, ModelKind};
 use sd::lora::{LoraSpec, LoraWeights};
 use sd::prompt::{PromptOptions, is_lora_kind, lora_from_tag, split_extra_networks};
@@ -307,7 +306,7 @@ impl GenerationUi {
             _ => {
                 let painted = doc.mask_is_painted();
                 let crop = if painted {
-                    crop_box_of(
+                    pipeline::inpaint::only_masked_crop_box(
                         &doc.mask_image(),
                         settings.invert_mask,
                         settings.mask_blur_px,
@@ -466,7 +465,7 @@ impl GenerationUi {
                 .inpaint
                 .as_ref()
                 .and_then(|i| {
-                    crop_box_of(
+                    pipeline::inpaint::only_masked_crop_box(
                         &i.mask,
                         i.invert_mask,
                         i.mask_blur_px,
@@ -581,26 +580,6 @@ pub fn hash_cache_file() -> Option<PathBuf> {
     }
     directories::ProjectDirs::from("app", "Pentimento", "pentimento")
         .map(|dirs| dirs.cache_dir().join("hashes.json"))
-}
-
-/// The only-masked crop box of `mask` as the pipeline computes it (binarise, invert, A1111
-/// blur, padded bounds, context box, working aspect).
-pub fn crop_box_of(
-    mask: &Image<Gray8>,
-    invert: bool,
-    blur_px: u32,
-    padding_px: u32,
-    context: Option<Rect>,
-    width: u32,
-    height: u32,
-) -> Option<Rect> {
-    let mut binary = raster::mask::threshold(mask, 128);
-    if invert {
-        binary = raster::mask::invert(&binary);
-    }
-    let blur = f64::from(blur_px);
-    let blurred = raster::gaussian_blur_a1111(&binary, blur, blur).ok()?;
-    inpaint_crop_box(&blurred, padding_px, context, width, height)
 }
 
 /// A finished candidate as it will land on the canvas (the worker already scaled whole-image
