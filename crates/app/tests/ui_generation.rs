@@ -130,9 +130,7 @@ fn inpaint_batch_fills_the_tray_and_the_third_applies_exactly() {
     let layer = &app.doc.document().layers()[app.doc.active_layer()];
 
     // The same request straight through the pipeline.
-    let mut composite_doc = sketch();
-    let canvas = composite_doc.render_composite();
-    let _ = &mut composite_doc;
+    let canvas = sketch().render_composite();
     let mut request = GenerationRequest::txt2img("a red fox", 64, 64, 1234);
     request.negative_prompt = "blurry".into();
     request.steps = 3;

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
-use doc::{InpaintArea, LayerId, TrayCandidate};
+use doc::{InpaintArea, TrayCandidate};
 use egui::TextureHandle;
 use jobs::generation::{Candidate, GenerationJob, GenerationRunner};
 use jobs::{Event, JobId, JobQueue};
@@ -594,11 +594,6 @@ fn candidate_for_tray(c: Candidate) -> TrayCandidate {
     }
 }
 
-/// The layers a candidate is placed above: its parents.
-pub fn parents_of(candidate: &TrayCandidate) -> Vec<LayerId> {
-    candidate.record.parent_layers.clone()
-}
-
 // ---- the editor's side: submit, apply, reuse -------------------------------------------------
 
 impl super::EditorApp {
@@ -640,8 +635,7 @@ impl super::EditorApp {
     /// candidate stays in the tray: any number can be applied.
     pub fn apply_candidate(&mut self, index: usize) {
         let Some(candidate) = self.doc.tray.get(index).cloned() else { return };
-        let parents = parents_of(&candidate);
-        let r = self.doc.apply_candidate(&candidate, &parents);
+        let r = self.doc.apply_candidate(&candidate, &candidate.record.parent_layers);
         self.report(r);
     }
 
