@@ -95,4 +95,39 @@ python3 -c "import sys; sys.exit(0 if float('$DARK') > 500 else 1)" || { echo "F
 TITLE=$(xdotool getwindowname "$WIN")
 echo "title after save: $TITLE"
 case "$TITLE" in *"•"*) echo "FAIL: still marked unsaved"; exit 1;; esac
-echo "OK: screenshot $OUT/screenshot.png"
+
+# A lasso selection (drawn along its shape), then a transform turned by dragging outside its box:
+# the layer shows the turned pixels before Enter. Screenshots to look at.
+xdotool key m; sleep 0.2; xdotool key m; sleep 0.2   # rectangle select, then lasso
+xdotool mousemove --window "$WIN" 380 250
+xdotool mousedown 1
+for p in "560 230" "700 320" "640 480" "460 470" "400 380" "380 250"; do
+    set -- $p
+    xdotool mousemove --window "$WIN" "$1" "$2"
+    sleep 0.05
+done
+xdotool mouseup 1
+sleep 0.6
+import -window root "$OUT/selection.png"
+xdotool key ctrl+d; sleep 0.2
+xdotool key t; sleep 0.3
+xdotool mousemove --window "$WIN" 150 400
+xdotool mousedown 1
+for i in $(seq 1 10); do
+    xdotool mousemove --window "$WIN" 150 $((400 + i * 20))
+    sleep 0.05
+done
+xdotool mouseup 1
+sleep 0.8
+import -window root "$OUT/transform.png"
+xdotool key Return; sleep 0.5
+TITLE=$(xdotool getwindowname "$WIN")
+case "$TITLE" in *"•"*) ;; *) echo "FAIL: not marked unsaved after the transform: $TITLE"; exit 1;; esac
+# Undo the transform, the deselect and the lasso: back at the saved state, so no marker.
+for _ in 1 2 3; do xdotool key ctrl+z; sleep 0.3; done
+sleep 0.5
+TITLE=$(xdotool getwindowname "$WIN")
+echo "title after undoing back to the save: $TITLE"
+case "$TITLE" in *"•"*) echo "FAIL: still marked unsaved at the saved state"; exit 1;; esac
+import -window root "$OUT/undone.png"
+echo "OK: screenshots $OUT/screenshot.png selection.png transform.png undone.png"

@@ -316,3 +316,62 @@ fn prompt_loras_show_as_chips_that_edit_the_prompt() {
     h.run();
     assert_eq!(h.state().settings.generation.prompt, "a fox");
 }
+
+/// Reuse parameters of an A1111 infotext against a model folder where the LoRA was renamed and
+/// the VAE and checkpoint carry other names: everything is found by the hashes the infotext
+/// names, once the editor has hashed the library in the background.
+#[test]
+fn reuse_parameters_finds_renamed_loras_vae_and_model_by_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    let place = |from: &str, to: &str| {
+        let dest = root.join(to);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(fixtures.join(from), &dest).unwrap();
+        dest
+    };
+    let model = place("models/tiny_sd1.safetensors", "checkpoints/my_model.safetensors");
+    let lora = place("lora/sd1_kohya.safetensors", "loras/ink_renamed.safetensors");
+    let vae = place("lora/vae_ldm.safetensors", "vae/my_vae.safetensors");
+    let hash = |p: &std::path::Path, addnet| {
+        let no = std::sync::atomic::AtomicBool::new(false);
+        sd::library::hash::hash_file(p, addnet, &no, &mut |_, _| {}).unwrap()
+    };
+    let model_hash = &hash(&model, false).sha256[..10];
+    let vae_hash = &hash(&vae, false).sha256[..10];
+    let lora_hash = &hash(&lora, true).addnet_sha256.unwrap()[..12];
+    let text = format!(
+        "a fox <lora:ink_v1:0.8>, <lora:gone:0.5>\nNegative prompt: blurry\nSteps: 12, Sampler: Euler, \
+         Schedule type: Karras, CFG scale: 6, Seed: 77, Size: 64x64, Model hash: {model_hash}, \
+         Model: old_name, VAE hash: {vae_hash}, VAE: old_vae.safetensors, \
+         Lora hashes: \"ink_v1: {lora_hash}, gone: 0123456789ab\", Version: v1.10.1"
+    );
+
+    let mut s = settings(3, 1, 1);
+    s.generation.model = None;
+    let mut h = harness(sketch(), s);
+    h.state_mut().generation.hash_cache_path = None;
+    let ctx = h.ctx.clone();
+    h.state_mut().generation.rescan(&ctx, &[root.to_path_buf()]);
+    let started = std::time::Instant::now();
+    while h.state().generation.is_hashing() {
+        assert!(started.elapsed().as_secs() < 120, "hashing never finished");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        h.step();
+    }
+    h.run();
+
+    let record = editor::generation::record_from_infotext(&text);
+    assert_eq!(record.loras.len(), 2);
+    assert_eq!(record.loras[0].hash.as_deref(), Some(lora_hash));
+    h.state_mut().reuse_record(&record);
+    let g = &h.state().settings.generation;
+    assert_eq!(g.prompt, "a fox <lora:ink_renamed:0.8>, <lora:gone:0.5>");
+    assert_eq!(g.vae.as_deref(), Some(vae.as_path()));
+    assert_eq!(g.model.as_deref(), Some(model.as_path()));
+    assert_eq!((g.steps, g.seed), (12, 77));
+    let toasts: Vec<_> = h.state().toasts.texts().map(|(t, _)| t.to_owned()).collect();
+    assert!(toasts.iter().any(|t| t.contains("gone") && t.contains("0123456789ab")), "{toasts:?}");
+    assert!(!toasts.iter().any(|t| t.contains("ink_v1") || t.contains("VAE")), "{toasts:?}");
+}

@@ -280,8 +280,14 @@ impl Document {
 
     /// Forgets all undo and redo steps (e.g. after loading a file).
     pub fn clear_history(&mut self) {
-        self.history.undo.clear();
-        self.history.redo.clear();
+        self.history.clear();
+    }
+
+    /// Identifies the state the history has reached: undoing back to a saved state gives the
+    /// position it had then, so "unsaved changes" follows undo and redo instead of counting edits.
+    /// An open transaction is not part of the position until it is committed.
+    pub fn history_position(&self) -> u64 {
+        self.history.position()
     }
 
     /// Reverts the last step. If a transaction or stroke is open, it is cancelled instead (as

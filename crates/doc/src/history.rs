@@ -210,6 +210,8 @@ impl Transaction {
 /// One undo step.
 #[derive(Debug)]
 pub(crate) struct Step {
+    /// Unique within the document's lifetime: the history position this step leads to.
+    pub id: u64,
     pub label: String,
     pub items: Vec<UndoItem>,
     pub bytes: usize,
@@ -224,11 +226,21 @@ pub(crate) struct History {
     pub undo: VecDeque<Step>,
     pub redo: Vec<Step>,
     pub cap_bytes: usize,
+    /// The position with nothing left to undo: the id of the newest step dropped by the cap, or
+    /// a fresh id after the history was cleared.
+    base_id: u64,
+    next_id: u64,
 }
 
 impl Default for History {
     fn default() -> Self {
-        Self { undo: VecDeque::new(), redo: Vec::new(), cap_bytes: DEFAULT_HISTORY_CAP_BYTES }
+        Self {
+            undo: VecDeque::new(),
+            redo: Vec::new(),
+            cap_bytes: DEFAULT_HISTORY_CAP_BYTES,
+            base_id: 0,
+            next_id: 1,
+        }
     }
 }
 
@@ -241,7 +253,10 @@ impl History {
     pub fn push(&mut self, txn: Transaction, live: &DocState) {
         let bytes = txn.items.iter().map(|i| i.bytes(live)).sum::<usize>() + txn.label.len();
         self.redo.clear();
+        let id = self.next_id;
+        self.next_id += 1;
         self.undo.push_back(Step {
+            id,
             label: txn.label,
             items: txn.items,
             bytes,
@@ -257,7 +272,21 @@ impl History {
         while total > self.cap_bytes && self.undo.len() > 1 {
             if let Some(old) = self.undo.pop_front() {
                 total -= old.bytes;
+                self.base_id = old.id;
             }
         }
+    }
+
+    /// Where the document stands in its history: the id of the newest step not undone.
+    pub fn position(&self) -> u64 {
+        self.undo.back().map_or(self.base_id, |s| s.id)
+    }
+
+    /// Forgets every step; the current state gets a position of its own.
+    pub fn clear(&mut self) {
+        self.undo.clear();
+        self.redo.clear();
+        self.base_id = self.next_id;
+        self.next_id += 1;
     }
 }

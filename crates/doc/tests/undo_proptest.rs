@@ -277,6 +277,7 @@ proptest! {
         let mut d = start();
         let _ = d.composite_region(d.bounds());
         let initial = snapshot(&d);
+        let initial_position = d.history_position();
         for op in &ops {
             run(&mut d, op);
             // The cache, updated only through dirty rects, must equal a fresh render.
@@ -284,6 +285,8 @@ proptest! {
             prop_assert_eq!(d.composite_region(b), d.render_composite());
         }
         let end = snapshot(&d);
+        let end_position = d.history_position();
+        prop_assert_eq!(end_position == initial_position, d.history_len().0 == 0);
         let steps = d.history_len().0;
         let mut undone = 0;
         while d.undo().is_some() {
@@ -293,10 +296,61 @@ proptest! {
         }
         prop_assert_eq!(undone, steps);
         prop_assert!(snapshot(&d) == initial, "undo-all differs from the initial document");
+        prop_assert_eq!(d.history_position(), initial_position);
         while d.redo().is_some() {
             let b = d.bounds();
             prop_assert_eq!(d.composite_region(b), d.render_composite());
         }
         prop_assert!(snapshot(&d) == end, "redo-all differs from the end state");
+        prop_assert_eq!(d.history_position(), end_position);
     }
+}
+
+fn stroke(d: &mut Document, y: f32) {
+    d.paint_stroke(
+        PaintTarget::ActiveLayer,
+        Brush { size_px: 8.0, color: [200, 10, 10, 255], ..Brush::default() },
+        &[StrokePoint::new(5.0, y), StrokePoint::new(120.0, y)],
+    )
+    .unwrap();
+}
+
+/// The "unsaved" marker compares history positions: back at the saved step means saved, a new
+/// edit after undo (a different branch) never looks saved, and neither does a state whose steps
+/// the cap has dropped or a cleared history.
+#[test]
+fn history_position_identifies_the_state_reached() {
+    let mut d = start();
+    let saved = d.history_position();
+    stroke(&mut d, 10.0);
+    let after_one = d.history_position();
+    assert_ne!(after_one, saved);
+    d.undo().unwrap();
+    assert_eq!(d.history_position(), saved);
+    d.redo().unwrap();
+    assert_eq!(d.history_position(), after_one);
+    d.undo().unwrap();
+    stroke(&mut d, 20.0);
+    assert_ne!(d.history_position(), after_one, "a new branch is not the undone step");
+    assert_ne!(d.history_position(), saved);
+
+    // An open transaction does not move the position until it is committed.
+    let before_txn = d.history_position();
+    d.begin("Two strokes").unwrap();
+    stroke(&mut d, 30.0);
+    assert_eq!(d.history_position(), before_txn);
+    d.commit().unwrap();
+    assert_ne!(d.history_position(), before_txn);
+
+    // Steps dropped by the cap: undoing everything left reaches the state before the kept
+    // step (which it really is), never the original one.
+    d.set_history_cap_bytes(1);
+    assert_eq!(d.history_len().0, 1);
+    while d.undo().is_some() {}
+    assert_eq!(d.history_position(), before_txn);
+    assert_ne!(d.history_position(), saved);
+
+    let before_clear = d.history_position();
+    d.clear_history();
+    assert_ne!(d.history_position(), before_clear);
 }

@@ -1,8 +1,10 @@
 //! The generation runner: the worker-side half of the queue for Stable Diffusion jobs. It owns
 //! the model cache — a checkpoint loads once and is reused by every later job naming the same
 //! file (and VAE); naming another file frees the old model before loading the new one. LoRAs are
-//! patched into the cached weights for one job and restored exactly afterwards, so changing them
-//! never reloads the checkpoint.
+//! patched into the cached weights and stay applied while the following jobs name the same files
+//! and weights (a batch after batch with one LoRA patches once); a job naming other LoRAs, or
+//! none, first restores the checkpoint's own weights exactly. Changing LoRAs never reloads the
+//! checkpoint.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,7 @@ use pipeline::request::GenerationRequest;
 use raster::{Image, Rgba8};
 use sd::embedding::EmbeddingSet;
 use sd::library::{HashCache, Library, MODEL_HASH_LEN, NETWORK_HASH_LEN, cached_file_hashes};
-use sd::lora::{LoraSpec, apply_loras, load_standalone_vae, replace_vae, restore};
+use sd::lora::{AppliedLoras, LoraSpec, load_standalone_vae, repatch_loras, replace_vae};
 use sd::{Checkpoint, StableDiffusion};
 
 use crate::{JobContext, JobError, Runner};
@@ -99,6 +101,8 @@ pub struct GenerationRunner {
     hashes: HashCache,
     /// How many times a checkpoint was loaded (tests and diagnostics).
     loads: u32,
+    /// How many times LoRAs were patched into a model (tests and diagnostics).
+    lora_patches: u32,
     /// Embeddings folder for jobs that name none (read at every job, so files added meanwhile
     /// count; they are kilobytes).
     embeddings_dir: Option<PathBuf>,
@@ -114,6 +118,19 @@ struct ModelKey {
 struct CachedModel {
     key: ModelKey,
     model: StableDiffusion,
+    /// The LoRAs patched into `model` now, with what restores its own weights.
+    loras: Option<(LoraKey, AppliedLoras)>,
+}
+
+/// The LoRA files (with their modification times, so a rewritten file is patched again) and
+/// weights a model is patched with.
+#[derive(PartialEq)]
+struct LoraKey(Vec<(LoraSpec, Option<SystemTime>)>);
+
+impl LoraKey {
+    fn of(specs: &[LoraSpec]) -> Self {
+        Self(specs.iter().map(|s| (s.clone(), modified(&s.path))).collect())
+    }
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
@@ -141,6 +158,7 @@ impl GenerationRunner {
             cached: None,
             hashes,
             loads: 0,
+            lora_patches: 0,
             embeddings_dir: Some(PathBuf::from(EMBEDDINGS_DIR)),
         }
     }
@@ -154,6 +172,52 @@ impl GenerationRunner {
     /// Number of checkpoint loads so far.
     pub fn loads(&self) -> u32 {
         self.loads
+    }
+
+    /// Number of times LoRAs were patched into the cached model so far.
+    pub fn lora_patches(&self) -> u32 {
+        self.lora_patches
+    }
+
+    /// The job's model carrying exactly the job's LoRAs: loaded or taken from the cache, then
+    /// left as it is when it already carries them, else re-patched (an empty list restores the
+    /// checkpoint's own weights; layers both patches touch are rewritten in place). A model
+    /// that cannot be restored is dropped (the next job reloads it) rather than used with stray
+    /// weights.
+    fn prepared_model(&mut self, job: &GenerationJob) -> Result<&StableDiffusion, JobError> {
+        self.model_for(job)?;
+        let specs: Vec<LoraSpec> = job.loras.iter().map(|(_, s)| s.clone()).collect();
+        let key = LoraKey::of(&specs);
+        let Some(cached) = self.cached.as_mut() else {
+            return Err(JobError::Failed("internal error: no model loaded".into()));
+        };
+        let wanted = (!specs.is_empty()).then_some(&key);
+        if cached.loras.as_ref().map(|(k, _)| k) != wanted {
+            let previous = cached.loras.take().map(|(_, applied)| applied);
+            match repatch_loras(&mut cached.model, &specs, previous) {
+                Ok(applied) => {
+                    for key in applied.report().unmatched_keys() {
+                        log::warn!("LoRA key matches no layer of this model: {key}");
+                    }
+                    if !specs.is_empty() {
+                        cached.loras = Some((key, applied));
+                        self.lora_patches += 1;
+                    }
+                }
+                Err(e @ sd::lora::LoraError::Restore(_)) => {
+                    self.cached = None;
+                    return Err(JobError::Failed(format!(
+                        "could not restore the model after its LoRAs: {e}"
+                    )));
+                }
+                // The model is left with its own weights (see `repatch_lora_files`).
+                Err(e) => return Err(failed(e)),
+            }
+        }
+        self.cached
+            .as_ref()
+            .map(|c| &c.model)
+            .ok_or_else(|| JobError::Failed("internal error: no model loaded".into()))
     }
 
     fn model_for(&mut self, job: &GenerationJob) -> Result<&mut StableDiffusion, JobError> {
@@ -176,7 +240,7 @@ impl GenerationRunner {
                 replace_vae(&mut model, vae);
             }
             self.loads += 1;
-            self.cached = Some(CachedModel { key, model });
+            self.cached = Some(CachedModel { key, model, loras: None });
         }
         self.cached
             .as_mut()
@@ -241,18 +305,7 @@ impl Runner for GenerationRunner {
         let embeddings =
             load_embeddings(job.embeddings_dir.as_ref().or(self.embeddings_dir.as_ref()));
         ctx.check_cancelled()?;
-        let model = self.model_for(&job)?;
-        ctx.check_cancelled()?;
-        let specs: Vec<LoraSpec> = job.loras.iter().map(|(_, s)| s.clone()).collect();
-        let applied = if specs.is_empty() {
-            None
-        } else {
-            let applied = apply_loras(model, &specs).map_err(failed)?;
-            for key in applied.report().unmatched_keys() {
-                log::warn!("LoRA key matches no layer of this model: {key}");
-            }
-            Some(applied)
-        };
+        let model = self.prepared_model(&job)?;
         let pipeline_failed = |e: PipelineError| match e {
             PipelineError::Cancelled => JobError::Cancelled,
             other => failed(other),
@@ -275,18 +328,8 @@ impl Runner for GenerationRunner {
                 ti_hashes_for_prompts(&prompt, &negative, &embeddings).map_err(pipeline_failed)?;
             Ok((generated, ti_hashes, model.unet.config().in_channels == 9))
         };
-        let generated = run(model);
-        // Restore before anything else, even after a failure: the next job must see the
-        // checkpoint's own weights.
-        if let Some(applied) = applied
-            && let Err(e) = restore(model, applied)
-        {
-            self.cached = None;
-            return Err(JobError::Failed(format!(
-                "could not restore the model after its LoRAs: {e}"
-            )));
-        }
-        let (generated, ti_hashes, inpainting_model) = generated?;
+        // The LoRAs stay patched for the next job; it restores them if it names others.
+        let (generated, ti_hashes, inpainting_model) = run(model)?;
         // What the infotext adds from the run itself: the embeddings used and the UNet kind.
         let identity = ModelIdentity { ti_hashes, inpainting_model, ..identity };
         let mut out = Vec::with_capacity(generated.images.len());

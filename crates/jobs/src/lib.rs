@@ -64,7 +64,13 @@ pub struct JobContext<'a, P> {
     emit: &'a dyn Fn(Event<P, ()>),
 }
 
-impl<P> JobContext<'_, P> {
+impl<'a, P> JobContext<'a, P> {
+    /// A context outside any queue, for running a [`Runner`] directly (tests, command line):
+    /// `emit` receives the step events.
+    pub fn standalone(cancel: &'a AtomicBool, emit: &'a dyn Fn(Event<P, ()>)) -> Self {
+        Self { id: JobId(0), cancel, emit }
+    }
+
     pub fn id(&self) -> JobId {
         self.id
     }

@@ -149,3 +149,50 @@ fn embeddings_from_the_folder_are_used_and_listed() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// LoRAs stay patched while consecutive jobs name the same file and weight (patched once), and
+/// every job still sees exactly the weights it asks for: the same LoRA again, then none, then
+/// another weight each equal a direct pipeline call on a freshly loaded, freshly patched model.
+#[test]
+fn loras_stay_patched_across_jobs_until_they_change() {
+    use pentimento_jobs::{JobContext, Runner};
+    use sd::lora::{LoraSpec, apply_loras};
+    let lora = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/lora/sd1_kohya.safetensors");
+    let with_lora = |seed: u64, weight: f32| {
+        let mut j = job(seed, 2);
+        j.request.batch_size = 1;
+        j.request.prompt = format!("a red fox <lora:ink:{weight}>");
+        j.loras = vec![("ink".into(), LoraSpec::new(&lora, weight))];
+        j
+    };
+    let direct = |j: &GenerationJob| {
+        let mut model = StableDiffusion::load(
+            &Checkpoint::open(model_path()).unwrap(),
+            &Device::Cpu,
+            DType::F32,
+        )
+        .unwrap();
+        let specs: Vec<LoraSpec> = j.loras.iter().map(|(_, s)| s.clone()).collect();
+        if !specs.is_empty() {
+            apply_loras(&mut model, &specs).unwrap();
+        }
+        generate(&model, &j.request, &mut |_| ControlFlow::Continue(())).unwrap().images
+    };
+    let mut runner = GenerationRunner::new(Device::Cpu);
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let emit = |_| {};
+    let ctx = JobContext::standalone(&cancel, &emit);
+    let mut plain = job(5, 2);
+    plain.request.batch_size = 1;
+    let jobs = [with_lora(1, 0.8), with_lora(2, 0.8), plain, with_lora(3, -0.5)];
+    let mut patches = Vec::new();
+    for j in &jobs {
+        let out = runner.run(j.clone(), &ctx).unwrap();
+        patches.push(runner.lora_patches());
+        let images: Vec<_> = out.into_iter().map(|c| c.image).collect();
+        assert_eq!(images, direct(j), "job with {:?}", j.loras);
+    }
+    assert_eq!(patches, vec![1, 1, 1, 2], "patched once for the two 0.8 jobs");
+    assert_eq!(runner.loads(), 1);
+}

@@ -20,6 +20,24 @@ pub struct Placement {
     pub parent_layers: Vec<LayerId>,
 }
 
+/// The LoRAs a prompt applies: `<lora:name:w>` tags give names and weights, `lora_hashes` (the
+/// identity of what ran, or a pasted infotext's `Lora hashes`) their hashes.
+pub fn loras_of_prompt(prompt: &str, lora_hashes: &[doc::infotext::LoraHash]) -> Vec<LoraRef> {
+    split_extra_networks(prompt)
+        .map(|(_, tags)| {
+            tags.iter()
+                .filter(|t| is_lora_kind(&t.kind))
+                .filter_map(|t| lora_from_tag(t).ok())
+                .map(|l| LoraRef {
+                    hash: lora_hashes.iter().find(|h| h.name == l.name).map(|h| h.hash.clone()),
+                    name: l.name,
+                    weight: l.te_weight,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The record of image `index` of `request` (seed `seed + index`).
 pub fn record_for(
     request: &GenerationRequest,
@@ -32,24 +50,7 @@ pub fn record_for(
         (None, Some(_)) => GenerationMode::Img2img,
         (None, None) => GenerationMode::Txt2img,
     };
-    // `<lora:name:w>` tags name the LoRAs and weights; the identity carries their hashes.
-    let loras = split_extra_networks(&request.prompt)
-        .map(|(_, tags)| {
-            tags.iter()
-                .filter(|t| is_lora_kind(&t.kind))
-                .filter_map(|t| lora_from_tag(t).ok())
-                .map(|l| LoraRef {
-                    hash: model
-                        .lora_hashes
-                        .iter()
-                        .find(|h| h.name == l.name)
-                        .map(|h| h.hash.clone()),
-                    name: l.name,
-                    weight: l.te_weight,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let loras = loras_of_prompt(&request.prompt, &model.lora_hashes);
     GenerationRecord {
         prompt: request.prompt.clone(),
         negative_prompt: request.negative_prompt.clone(),

@@ -93,6 +93,61 @@ pub fn mask_from_rgba(img: &Image<Rgba8>) -> Image<Gray8> {
     if img.pixels().iter().any(|p| p[3] != 255) { alpha(img) } else { luminance(img) }
 }
 
+/// One straight piece of a coverage outline, in pixel-corner coordinates (pixel `(x, y)` spans
+/// `x..x+1` × `y..y+1`): from `start` to `end`, horizontal or vertical.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutlineSegment {
+    pub start: [i32; 2],
+    pub end: [i32; 2],
+}
+
+/// The boundary between pixels above `level` and the rest, as maximal horizontal and vertical
+/// runs, for drawing a selection's marching ants along its real shape. `origin` is the canvas
+/// position of `mask`'s pixel (0, 0); pixels outside `mask` count as unselected.
+pub fn outline_segments(mask: &Image<Gray8>, origin: [i32; 2], level: u8) -> Vec<OutlineSegment> {
+    let (w, h) = (mask.width() as i32, mask.height() as i32);
+    let inside = |x: i32, y: i32| {
+        x >= 0
+            && y >= 0
+            && x < w
+            && y < h
+            && mask.pixels().get((y * w + x) as usize).is_some_and(|&v| v > level)
+    };
+    let [ox, oy] = origin;
+    let mut out = Vec::new();
+    // Horizontal edges lie between rows y-1 and y; runs of columns where the two differ.
+    for y in 0..=h {
+        let mut run: Option<i32> = None;
+        for x in 0..=w {
+            let edge = x < w && inside(x, y - 1) != inside(x, y);
+            match (edge, run) {
+                (true, None) => run = Some(x),
+                (false, Some(x0)) => {
+                    out.push(OutlineSegment { start: [ox + x0, oy + y], end: [ox + x, oy + y] });
+                    run = None;
+                }
+                _ => {}
+            }
+        }
+    }
+    // Vertical edges lie between columns x-1 and x.
+    for x in 0..=w {
+        let mut run: Option<i32> = None;
+        for y in 0..=h {
+            let edge = y < h && inside(x - 1, y) != inside(x, y);
+            match (edge, run) {
+                (true, None) => run = Some(y),
+                (false, Some(y0)) => {
+                    out.push(OutlineSegment { start: [ox + x, oy + y0], end: [ox + x, oy + y] });
+                    run = None;
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +192,41 @@ mod tests {
         let with_alpha =
             Image::from_pixels(2, 1, vec![[255, 255, 255, 10], [0, 0, 0, 255]]).unwrap();
         assert_eq!(mask_from_rgba(&with_alpha).pixels(), &[10, 255]);
+    }
+
+    #[test]
+    fn outline_of_a_rectangle_is_its_four_sides() {
+        let mut m = Image::<Gray8>::new(6, 5);
+        for y in 1..4 {
+            for x in 2..5 {
+                m.set(x, y, 255);
+            }
+        }
+        let segs = outline_segments(&m, [10, 20], A1111_MASK_THRESHOLD);
+        let expected = [
+            OutlineSegment { start: [12, 21], end: [15, 21] },
+            OutlineSegment { start: [12, 24], end: [15, 24] },
+            OutlineSegment { start: [12, 21], end: [12, 24] },
+            OutlineSegment { start: [15, 21], end: [15, 24] },
+        ];
+        assert_eq!(segs, expected);
+    }
+
+    #[test]
+    fn outline_follows_holes_diagonals_and_the_image_border() {
+        // A full 3×3 block with its centre removed: outer square plus the hole's square.
+        let mut m = Image::<Gray8>::filled(3, 3, 255);
+        m.set(1, 1, 0);
+        let length = |segs: Vec<OutlineSegment>| -> i32 {
+            segs.iter().map(|s| (s.end[0] - s.start[0]).abs() + (s.end[1] - s.start[1]).abs()).sum()
+        };
+        assert_eq!(length(outline_segments(&m, [0, 0], 128)), 12 + 4);
+        // Two pixels touching at a corner: each keeps its own four edges.
+        let mut d = Image::<Gray8>::new(2, 2);
+        d.set(0, 0, 255);
+        d.set(1, 1, 255);
+        assert_eq!(length(outline_segments(&d, [0, 0], 128)), 8);
+        // Partial coverage at or below the level is outside.
+        assert!(outline_segments(&Image::filled(4, 4, 128), [0, 0], 128).is_empty());
     }
 }

@@ -478,6 +478,18 @@ impl Library {
             .min_by_key(|e| (!e.is_usable(), e.name.matches('/').count(), e.name.to_lowercase()))
     }
 
+    /// The entry of `kind` an infotext or record names: by `hash` first (names change, as
+    /// A1111 resolves them), then by `name`.
+    pub fn find_by_hash_or_name(
+        &self,
+        hash: Option<&str>,
+        name: &str,
+        kind: ModelKind,
+    ) -> Option<&LibraryEntry> {
+        hash.and_then(|h| self.find_by_hash(h, Some(kind)))
+            .or_else(|| self.find_by_name(name, kind))
+    }
+
     /// Parses an infotext `Lora hashes` or `TI hashes` value and resolves each pair against the
     /// entries of `kind`, by hash first (as A1111 does), then by name:
     /// `(name in the infotext, hash, entry found)`.
@@ -489,8 +501,7 @@ impl Library {
         parse_hash_list(value)
             .into_iter()
             .map(|(name, hash)| {
-                let entry =
-                    self.find_by_hash(&hash, Some(kind)).or_else(|| self.find_by_name(&name, kind));
+                let entry = self.find_by_hash_or_name(Some(&hash), &name, kind);
                 (name, hash, entry)
             })
             .collect()
@@ -501,7 +512,16 @@ impl Library {
     /// user renamed is still found. Aliases without a hash, or whose hash is not in the library,
     /// are left as written.
     pub fn rewrite_prompt_loras(&self, prompt: &str, lora_hashes: &str) -> String {
-        let hashes: Vec<(String, String)> = parse_hash_list(lora_hashes);
+        self.rewrite_prompt_loras_by(prompt, &parse_hash_list(lora_hashes))
+    }
+
+    /// [`Library::rewrite_prompt_loras`] with the `(alias, hash)` pairs already parsed (a
+    /// generation record's LoRAs).
+    pub fn rewrite_prompt_loras_by<N: AsRef<str>, H: AsRef<str>>(
+        &self,
+        prompt: &str,
+        hashes: &[(N, H)],
+    ) -> String {
         let mut out = String::with_capacity(prompt.len());
         let mut rest = prompt;
         while let Some(start) = rest.find("<lora:") {
@@ -517,8 +537,8 @@ impl Library {
             let alias = after_prefix.get(..alias_len).unwrap_or_default();
             let found = hashes
                 .iter()
-                .find(|(name, _)| name == alias)
-                .and_then(|(_, hash)| self.find_by_hash(hash, Some(ModelKind::Lora)));
+                .find(|(name, _)| name.as_ref() == alias)
+                .and_then(|(_, hash)| self.find_by_hash(hash.as_ref(), Some(ModelKind::Lora)));
             out.push_str("<lora:");
             out.push_str(found.map_or(alias, |e| e.stem.as_str()));
             out.push(':');

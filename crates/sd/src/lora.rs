@@ -118,6 +118,16 @@ enum Saved {
     Conv(Conv2d),
 }
 
+impl Saved {
+    /// The original weight matrix (see [`Target::matrix`]).
+    fn matrix(&self) -> &Tensor {
+        match self {
+            Saved::Linear(l) => l.weight_t(),
+            Saved::Conv(c) => c.weight_2d(),
+        }
+    }
+}
+
 /// Patched model state: the originals of every patched layer and the report. Pass it to
 /// [`restore`] to undo the patch; patches nest (restore the latest first).
 pub struct AppliedLoras {
@@ -176,34 +186,101 @@ impl Target<'_> {
         }
     }
 
-    /// Adds `delta` (f32; `[in, out]` for linear layers, their stored layout, `[out, in·k·k]`
-    /// for convolutions) to the weight in the weight's own dtype.
-    fn add(&mut self, delta: &Tensor) -> candle_core::Result<()> {
-        let plus = |w: &Tensor, d: &Tensor| -> candle_core::Result<Tensor> {
-            let dtype = w.dtype();
-            if dtype == DType::F32 && w.device().is_cpu() && d.dtype() == DType::F32 {
-                // `d` is this layer's freshly computed difference, owned here: add the weight
-                // into it instead of allocating (and faulting in) another full-size buffer.
-                let d = d.contiguous()?;
-                d.inplace_op2(w, &AddInto)?;
-                Ok(d)
-            } else if dtype == DType::F32 {
-                w + d
-            } else {
-                (w.to_dtype(DType::F32)? + d)?.to_dtype(dtype)
-            }
-        };
+    /// The weight as its stored matrix: `[in, out]` for linear layers, `[out, in·k·k]` for
+    /// convolutions (the layout the differences come in).
+    fn matrix(&self) -> &Tensor {
+        match &self.layer {
+            PatchableMut::Linear(l) => l.weight_t(),
+            PatchableMut::Conv(c) => c.weight_2d(),
+        }
+    }
+
+    fn replace_matrix(&mut self, new: Tensor) -> candle_core::Result<()> {
         match &mut self.layer {
-            PatchableMut::Linear(l) => {
-                let new = plus(l.weight_t(), delta)?;
-                l.replace_weight_t(new);
-            }
+            PatchableMut::Linear(l) => l.replace_weight_t(new),
             PatchableMut::Conv(c) => {
-                let new = plus(c.weight_2d(), delta)?;
                 c.replace_weight_2d(new).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
             }
         }
         Ok(())
+    }
+
+    /// Sets the weight to `original + Σ terms` (computed in f32) and returns the original's
+    /// saved state. `previous` is the original when the layer is already patched: its patched
+    /// f32 CPU buffer is then rewritten in place. The result must be returned with the saved
+    /// state even on error, so the layer can always be restored.
+    fn add_terms(
+        &mut self,
+        terms: &[Term],
+        previous: Option<Saved>,
+    ) -> (Saved, candle_core::Result<()>) {
+        let saved = match previous {
+            Some(original) => original,
+            None => self.save(),
+        };
+        let original = saved.matrix().clone();
+        let in_place = original.dtype() == DType::F32 && original.device().is_cpu();
+        let result = if in_place {
+            self.add_in_place(&original, terms)
+        } else {
+            self.add_whole(&original, terms)
+        };
+        (saved, result)
+    }
+
+    /// CPU f32: block by block into the patched buffer (the current one when the layer is
+    /// already patched, else a new one).
+    fn add_in_place(&mut self, original: &Tensor, terms: &[Term]) -> candle_core::Result<()> {
+        let (rows, cols) = original.dims2()?;
+        let current = self.matrix();
+        let reuse = current.id() != original.id()
+            && current.dims() == original.dims()
+            && current.dtype() == DType::F32
+            && current.is_contiguous();
+        let dst = if reuse {
+            current.clone()
+        } else {
+            Tensor::zeros((rows, cols), DType::F32, original.device())?
+        };
+        let original = original.contiguous()?;
+        let block_rows = (BLOCK_BYTES / (4 * cols.max(1))).clamp(8, rows.max(8));
+        let mut row0 = 0;
+        while row0 < rows {
+            let n = block_rows.min(rows - row0);
+            let mut block: Option<Tensor> = None;
+            for term in terms {
+                let part = term.rows(row0, n)?;
+                block = Some(match block {
+                    Some(sum) => (sum + part)?,
+                    None => part,
+                });
+            }
+            if let Some(block) = block {
+                dst.inplace_op3(&original, &block.contiguous()?, &AddRows { row0, cols })?;
+            }
+            row0 += n;
+        }
+        if !reuse {
+            self.replace_matrix(dst)?;
+        }
+        Ok(())
+    }
+
+    /// Other dtypes and devices: the whole difference, added in f32, in the weight's dtype.
+    fn add_whole(&mut self, original: &Tensor, terms: &[Term]) -> candle_core::Result<()> {
+        let (rows, _) = original.dims2()?;
+        let mut total: Option<Tensor> = None;
+        for term in terms {
+            let d = term.rows(0, rows)?;
+            total = Some(match total {
+                Some(t) => (t + d)?,
+                None => d,
+            });
+        }
+        let Some(total) = total else { return Ok(()) };
+        let dtype = original.dtype();
+        let new = (original.to_dtype(DType::F32)? + total)?.to_dtype(dtype)?;
+        self.replace_matrix(new)
     }
 
     fn put_back(&mut self, saved: Saved) -> Result<(), Saved> {
@@ -212,42 +289,6 @@ impl Target<'_> {
             (PatchableMut::Conv(c), Saved::Conv(s)) => **c = s,
             (_, other) => return Err(other),
         }
-        Ok(())
-    }
-}
-
-/// `dst += src` for contiguous f32 CPU tensors of equal size, in parallel.
-struct AddInto;
-
-impl candle_core::InplaceOp2 for AddInto {
-    fn name(&self) -> &'static str {
-        "lora-add-into"
-    }
-
-    fn cpu_fwd(
-        &self,
-        dst: &mut candle_core::CpuStorage,
-        dst_layout: &candle_core::Layout,
-        src: &candle_core::CpuStorage,
-        src_layout: &candle_core::Layout,
-    ) -> candle_core::Result<()> {
-        use candle_core::CpuStorage::F32;
-        const CHUNK: usize = 1 << 16;
-        let (F32(dst), F32(src)) = (dst, src) else {
-            return Err(candle_core::Error::Msg("lora-add-into takes f32 tensors".into()));
-        };
-        let slices = dst_layout
-            .contiguous_offsets()
-            .zip(src_layout.contiguous_offsets())
-            .and_then(|((d0, d1), (s0, s1))| Some((dst.get_mut(d0..d1)?, src.get(s0..s1)?)));
-        let Some((dst, src)) = slices.filter(|(d, s)| d.len() == s.len()) else {
-            return Err(candle_core::Error::Msg(
-                "lora-add-into takes contiguous tensors of equal size".into(),
-            ));
-        };
-        dst.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(d, s)| {
-            d.iter_mut().zip(s).for_each(|(d, s)| *d += *s);
-        });
         Ok(())
     }
 }
@@ -307,11 +348,30 @@ pub fn apply_loras(
     model: &mut StableDiffusion,
     specs: &[LoraSpec],
 ) -> Result<AppliedLoras, LoraError> {
+    repatch_loras(model, specs, None)
+}
+
+/// Opens the LoRA files and replaces the patch `previous` by them (see
+/// [`repatch_lora_files`]). On any error, a file that cannot be opened included, the model is
+/// left with its own weights.
+pub fn repatch_loras(
+    model: &mut StableDiffusion,
+    specs: &[LoraSpec],
+    previous: Option<AppliedLoras>,
+) -> Result<AppliedLoras, LoraError> {
     let files =
-        specs.iter().map(|s| LoraFile::open(&s.path)).collect::<Result<Vec<_>, SdError>>()?;
+        match specs.iter().map(|s| LoraFile::open(&s.path)).collect::<Result<Vec<_>, SdError>>() {
+            Ok(files) => files,
+            Err(e) => {
+                if let Some(previous) = previous {
+                    restore(model, previous)?;
+                }
+                return Err(e.into());
+            }
+        };
     let pairs: Vec<(&LoraFile, LoraWeights)> =
         files.iter().zip(specs).map(|(f, s)| (f, s.weights)).collect();
-    apply_lora_files(model, &pairs)
+    repatch_lora_files(model, &pairs, previous)
 }
 
 /// Patches `model` with every LoRA at its weights (negative allowed): each layer's weight becomes
@@ -323,76 +383,80 @@ pub fn apply_lora_files(
     model: &mut StableDiffusion,
     loras: &[(&LoraFile, LoraWeights)],
 ) -> Result<AppliedLoras, LoraError> {
+    repatch_lora_files(model, loras, None)
+}
+
+/// Which modules patch which layer (target index → LoRA index, module name, tensors, weight).
+type PatchPlan<'a> = BTreeMap<usize, Vec<(usize, &'a str, &'a file::ModuleTensors, f32)>>;
+
+/// [`apply_lora_files`] replacing the patch `previous` (the latest patch of `model`) instead
+/// of stacking on it: the result is `W + Σ weight·ΔW` of `loras` alone, bit for bit as if
+/// `previous` had been restored first, but a layer both patch sets touch is rewritten in its
+/// patched buffer in place (no allocation: dragging a LoRA's weight costs only arithmetic), and
+/// layers only `previous` touched get their originals back. On error the model is left with its
+/// own weights (the previous patch is gone too). Tensors cloned from a patched layer share its
+/// buffer and see the rewrite; the originals are never written.
+pub fn repatch_lora_files(
+    model: &mut StableDiffusion,
+    loras: &[(&LoraFile, LoraWeights)],
+    previous: Option<AppliedLoras>,
+) -> Result<AppliedLoras, LoraError> {
     let arch = model.arch();
     let device = model.device.clone();
     let model_name = arch_name(arch);
+    let refuse = |model: &mut StableDiffusion, previous: Option<AppliedLoras>, e: LoraError| {
+        if let Some(previous) = previous {
+            restore(model, previous)?;
+        }
+        Err(e)
+    };
     for (lora, _) in loras {
         let family = lora.family();
         let expected = if arch.is_sdxl() { LoraFamily::Sdxl } else { LoraFamily::Sd1 };
         if family != LoraFamily::Unknown && family != expected {
-            return Err(LoraError::WrongArchitecture {
+            let e = LoraError::WrongArchitecture {
                 lora: lora.name().to_string(),
                 lora_family: family,
                 model: model_name,
                 detail: "its layer names belong to the other family".into(),
-            });
+            };
+            return refuse(model, previous, e);
         }
     }
     let unet_names = UNetNames::new(model.unet.config());
     let encoders = model.text_encoders.len();
     let mut targets = collect_targets(model);
     let index = alias_index(&unet_names, encoders, &targets);
-    // Phase 1, no arithmetic: which modules patch which layer.
-    let mut plan: BTreeMap<usize, Vec<(usize, &str, &file::ModuleTensors, f32)>> = BTreeMap::new();
-    let mut report = PatchReport::default();
-    for (l, (lora, weights)) in loras.iter().enumerate() {
-        let mut entry = LoraReport {
-            name: lora.name().to_string(),
-            family: Some(lora.family()),
-            unsupported_keys: lora
-                .unknown_keys
-                .iter()
-                .map(|k| (k.clone(), "not a LoRA, LoHa, LoKr or full-diff tensor".to_string()))
-                .collect(),
-            ..LoraReport::default()
-        };
-        let mut matched = 0usize;
-        for (module_name, module) in &lora.modules {
-            let Some(target) = index.get(module_name).and_then(|&t| Some((t, targets.get(t)?)))
-            else {
-                entry.unmatched_keys.extend(module.keys.iter().cloned());
-                continue;
-            };
-            matched += 1;
-            let weight = match target.1.component {
-                Component::Unet => weights.unet,
-                Component::TextEncoder => weights.text_encoder,
-            };
-            plan.entry(target.0).or_default().push((l, module_name.as_str(), module, weight));
+    let (plan, mut report) = match plan_patch(loras, &targets, &index, &model_name) {
+        Ok(planned) => planned,
+        Err(e) => {
+            drop(targets);
+            return refuse(model, previous, e);
         }
-        if matched == 0 && !lora.modules.is_empty() {
-            return Err(LoraError::DoesNotFit {
-                lora: lora.name().to_string(),
-                model: model_name,
-                detail: format!(
-                    "none of its {} modules names a layer of this model (e.g. `{}`)",
-                    lora.modules.len(),
-                    lora.modules.keys().next().map_or("", String::as_str)
-                ),
-            });
-        }
-        report.loras.push(entry);
-    }
-    // Phase 2: per layer (in parallel), the summed difference of every LoRA, added once.
-    let outcomes: Vec<Outcome> = targets
-        .par_iter_mut()
+    };
+    // Phase 2: per layer (in parallel), the summed difference of every LoRA, added once; each
+    // layer of the previous patch gets its original back with it.
+    let mut previous_originals: HashMap<String, Saved> =
+        previous.map(|p| p.originals.into_iter().collect()).unwrap_or_default();
+    let work: Vec<_> = targets
+        .iter_mut()
         .enumerate()
         .filter_map(|(t, target)| {
-            plan.get(&t).map(|modules| patch_target(target, modules, &device))
+            let original = previous_originals.remove(&target.id);
+            let modules = plan.get(&t);
+            (modules.is_some() || original.is_some()).then_some((target, modules, original))
+        })
+        .collect();
+    let outcomes: Vec<Outcome> = work
+        .into_par_iter()
+        .map(|(target, modules, original)| {
+            patch_target(target, modules.map_or(&[][..], Vec::as_slice), &device, original)
         })
         .collect();
     drop(targets);
     let mut originals = Vec::with_capacity(outcomes.len());
+    // Originals of layers this model no longer has: kept, so `restore` reports them.
+    originals.extend(previous_originals);
     let mut failure = None;
     for outcome in outcomes {
         for l in outcome.patched {
@@ -435,6 +499,57 @@ pub fn apply_lora_files(
     Ok(applied)
 }
 
+/// Phase 1 of a patch, no arithmetic: which modules patch which layer, and the report's
+/// unmatched and unknown keys. A LoRA none of whose modules names a layer is refused.
+fn plan_patch<'a>(
+    loras: &[(&'a LoraFile, LoraWeights)],
+    targets: &[Target<'_>],
+    index: &HashMap<String, usize>,
+    model_name: &str,
+) -> Result<(PatchPlan<'a>, PatchReport), LoraError> {
+    let mut plan: PatchPlan<'a> = BTreeMap::new();
+    let mut report = PatchReport::default();
+    for (l, (lora, weights)) in loras.iter().enumerate() {
+        let mut entry = LoraReport {
+            name: lora.name().to_string(),
+            family: Some(lora.family()),
+            unsupported_keys: lora
+                .unknown_keys
+                .iter()
+                .map(|k| (k.clone(), "not a LoRA, LoHa, LoKr or full-diff tensor".to_string()))
+                .collect(),
+            ..LoraReport::default()
+        };
+        let mut matched = 0usize;
+        for (module_name, module) in &lora.modules {
+            let Some(target) = index.get(module_name).and_then(|&t| Some((t, targets.get(t)?)))
+            else {
+                entry.unmatched_keys.extend(module.keys.iter().cloned());
+                continue;
+            };
+            matched += 1;
+            let weight = match target.1.component {
+                Component::Unet => weights.unet,
+                Component::TextEncoder => weights.text_encoder,
+            };
+            plan.entry(target.0).or_default().push((l, module_name.as_str(), module, weight));
+        }
+        if matched == 0 && !lora.modules.is_empty() {
+            return Err(LoraError::DoesNotFit {
+                lora: lora.name().to_string(),
+                model: model_name.to_owned(),
+                detail: format!(
+                    "none of its {} modules names a layer of this model (e.g. `{}`)",
+                    lora.modules.len(),
+                    lora.modules.keys().next().map_or("", String::as_str)
+                ),
+            });
+        }
+        report.loras.push(entry);
+    }
+    Ok((plan, report))
+}
+
 enum PatchFailure {
     Shape { lora: usize, detail: String },
     Candle(candle_core::Error),
@@ -450,32 +565,51 @@ struct Outcome {
     error: Option<PatchFailure>,
 }
 
+/// One module's share of a layer's difference.
+enum Term {
+    /// Plain LoRA: `a·b` (see [`math::module_factors`]), multiplied a row block at a time.
+    Factors(Tensor, Tensor),
+    /// Every other kind: the whole difference.
+    Full(Tensor),
+}
+
+impl Term {
+    fn rows(&self, row0: usize, rows: usize) -> candle_core::Result<Tensor> {
+        match self {
+            Term::Factors(a, b) => a.narrow(0, row0, rows)?.matmul(b),
+            Term::Full(d) => d.narrow(0, row0, rows),
+        }
+    }
+}
+
+/// Row blocks of about this many bytes: big enough for an efficient matrix product, small
+/// enough that the allocator recycles them (no page faults) and they stay in cache for the add.
+const BLOCK_BYTES: usize = 2 << 20;
+
 /// Sums the differences of `modules` (LoRA index, module name, tensors, user weight) and adds
-/// them to `target`'s weight, keeping the original.
+/// them to `target`'s weight, keeping the original. With `previous` (this layer's original,
+/// saved by the patch being replaced), the layer's current, patched weight buffer is
+/// overwritten in place with `original + ΔW`: changing a LoRA's weight allocates nothing.
 fn patch_target(
     target: &mut Target<'_>,
     modules: &[(usize, &str, &file::ModuleTensors, f32)],
     device: &candle_core::Device,
+    previous: Option<Saved>,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let dims = target.dims();
     let transposed = matches!(target.layer, PatchableMut::Linear(_));
-    let mut total: Option<Tensor> = None;
+    let mut terms = Vec::new();
     for &(l, module_name, module, weight) in modules {
-        match math::module_delta(module, &dims, device, f64::from(weight), transposed) {
-            Ok(delta) => {
+        let factor = f64::from(weight);
+        let term = match math::module_factors(module, &dims, device, factor, transposed) {
+            Some(factors) => factors.map(|(a, b)| Term::Factors(a, b)),
+            None => math::module_delta(module, &dims, device, factor, transposed).map(Term::Full),
+        };
+        match term {
+            Ok(term) => {
                 outcome.patched.push(l);
-                let sum = match total.take() {
-                    Some(sum) => sum + delta,
-                    None => Ok(delta),
-                };
-                match sum {
-                    Ok(sum) => total = Some(sum),
-                    Err(e) => {
-                        outcome.error = Some(PatchFailure::Candle(e));
-                        return outcome;
-                    }
-                }
+                terms.push(term);
             }
             Err(DeltaError::Unusable(reason)) => outcome
                 .unusable
@@ -483,18 +617,83 @@ fn patch_target(
             Err(DeltaError::Shape(reason)) => {
                 let detail = format!("module `{module_name}`: {reason}");
                 outcome.error = Some(PatchFailure::Shape { lora: l, detail });
+                if let Some(original) = previous {
+                    // Keep the layer restorable: its original goes back with the others.
+                    outcome.saved = Some((target.id.clone(), original));
+                }
                 return outcome;
             }
         }
     }
-    if let Some(total) = total {
-        let saved = target.save();
-        match target.add(&total) {
-            Ok(()) => outcome.saved = Some((target.id.clone(), saved)),
-            Err(e) => outcome.error = Some(PatchFailure::Candle(e)),
+    let result = if terms.is_empty() {
+        // Nothing applies any more: the layer gets its own weight back.
+        match previous {
+            Some(original) => match target.put_back(original) {
+                Ok(()) => Ok(()),
+                Err(original) => {
+                    outcome.saved = Some((target.id.clone(), original));
+                    Err(candle_core::Error::Msg("a layer changed kind".into()))
+                }
+            },
+            None => Ok(()),
         }
+    } else {
+        let (saved, result) = target.add_terms(&terms, previous);
+        outcome.saved = Some((target.id.clone(), saved));
+        result
+    };
+    if let Err(e) = result {
+        outcome.error = Some(PatchFailure::Candle(e));
     }
     outcome
+}
+
+/// `dst[rows] = original[rows] + block` for contiguous f32 CPU tensors: `dst` and `original`
+/// share a `[rows, cols]` shape, `block` is rows `row0..` of it.
+struct AddRows {
+    row0: usize,
+    cols: usize,
+}
+
+impl candle_core::InplaceOp3 for AddRows {
+    fn name(&self) -> &'static str {
+        "lora-add-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dst: &mut candle_core::CpuStorage,
+        dst_layout: &candle_core::Layout,
+        original: &candle_core::CpuStorage,
+        original_layout: &candle_core::Layout,
+        block: &candle_core::CpuStorage,
+        block_layout: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        use candle_core::CpuStorage::F32;
+        let (F32(dst), F32(original), F32(block)) = (dst, original, block) else {
+            return Err(candle_core::Error::Msg("lora-add-rows takes f32 tensors".into()));
+        };
+        let start = self.row0 * self.cols;
+        let offsets = dst_layout
+            .contiguous_offsets()
+            .zip(original_layout.contiguous_offsets())
+            .zip(block_layout.contiguous_offsets());
+        let slices = offsets.and_then(|(((d0, _), (o0, _)), (b0, b1))| {
+            let n = b1 - b0;
+            Some((
+                dst.get_mut(d0 + start..d0 + start + n)?,
+                original.get(o0 + start..o0 + start + n)?,
+                block.get(b0..b1)?,
+            ))
+        });
+        let Some((dst, original, block)) = slices else {
+            return Err(candle_core::Error::Msg(
+                "lora-add-rows takes contiguous tensors of fitting sizes".into(),
+            ));
+        };
+        dst.iter_mut().zip(original).zip(block).for_each(|((d, o), b)| *d = *o + *b);
+        Ok(())
+    }
 }
 
 /// Puts back the original weights saved by [`apply_lora_files`]: bit-exact, nothing reloaded.

@@ -2,12 +2,12 @@
 //! checkpoint's own tensor names.
 
 use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{GroupNorm, LayerNorm};
+use candle_nn::LayerNorm;
 
 use crate::checkpoint::Weights;
 use crate::config::UNetConfig;
 use crate::error::{Result, SdError};
-use crate::nn::{Conv2d, Linear, attention, group_norm, layer_norm};
+use crate::nn::{Conv2d, GroupNorm32, Linear, attention, group_norm, layer_norm};
 
 /// Sinusoidal embedding `[cos(t·f), sin(t·f)]`, `f_i = exp(-ln(10000)·i/half)`, as LDM's
 /// `timestep_embedding` computes it in float32. `t`: `[B]` float timesteps; returns `[B, dim]`.
@@ -41,10 +41,10 @@ pub fn sdxl_adm_vector(
 }
 
 struct ResBlock {
-    norm1: GroupNorm,
+    norm1: GroupNorm32,
     conv1: Conv2d,
     emb: Linear,
-    norm2: GroupNorm,
+    norm2: GroupNorm32,
     conv2: Conv2d,
     skip: Option<Conv2d>,
 }
@@ -66,10 +66,10 @@ impl ResBlock {
     }
 
     fn forward(&self, x: &Tensor, emb_silu: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
+        let h = self.conv1.forward(&self.norm1.forward_silu(x)?)?;
         let e = self.emb.forward(emb_silu)?.unsqueeze(2)?.unsqueeze(3)?;
         let h = h.broadcast_add(&e)?;
-        let h = self.conv2.forward(&self.norm2.forward(&h)?.silu()?)?;
+        let h = self.conv2.forward(&self.norm2.forward_silu(&h)?)?;
         let skip = match &self.skip {
             Some(conv) => conv.forward(x)?,
             None => x.clone(),
@@ -142,7 +142,7 @@ impl TransformerBlock {
 }
 
 struct SpatialTransformer {
-    norm: GroupNorm,
+    norm: GroupNorm32,
     proj_in: Linear,
     blocks: Vec<TransformerBlock>,
     proj_out: Linear,
@@ -250,7 +250,7 @@ pub struct UNet {
     input_blocks: Vec<Block>,
     middle_block: Block,
     output_blocks: Vec<Block>,
-    out_norm: GroupNorm,
+    out_norm: GroupNorm32,
     out_conv: Conv2d,
 }
 
@@ -430,7 +430,7 @@ impl UNet {
             };
             h = run_block(block, &Tensor::cat(&[&h, &skip], 1)?, &emb_silu, context, up_size)?;
         }
-        self.out_conv.forward(&self.out_norm.forward(&h)?.silu()?)
+        self.out_conv.forward(&self.out_norm.forward_silu(&h)?)
     }
 
     /// A `[B]` tensor of one timestep value, for callers that step a whole batch together.

@@ -1,20 +1,19 @@
 //! The LDM `AutoencoderKL`: encoder to the posterior mean, decoder back to pixels.
 
-use candle_core::{Module, Tensor};
-use candle_nn::GroupNorm;
+use candle_core::Tensor;
 
 use crate::checkpoint::Weights;
 use crate::config::VaeConfig;
 use crate::error::{Result, SdError};
-use crate::nn::{Conv2d, Linear, attention, group_norm};
+use crate::nn::{Conv2d, GroupNorm32, Linear, attention, group_norm};
 
 /// GroupNorm epsilon everywhere in the VAE (LDM).
 const VAE_EPS: f64 = 1e-6;
 
 struct ResnetBlock {
-    norm1: GroupNorm,
+    norm1: GroupNorm32,
     conv1: Conv2d,
-    norm2: GroupNorm,
+    norm2: GroupNorm32,
     conv2: Conv2d,
     shortcut: Option<Conv2d>,
 }
@@ -35,8 +34,8 @@ impl ResnetBlock {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
-        let h = self.conv2.forward(&self.norm2.forward(&h)?.silu()?)?;
+        let h = self.conv1.forward(&self.norm1.forward_silu(x)?)?;
+        let h = self.conv2.forward(&self.norm2.forward_silu(&h)?)?;
         let skip = match &self.shortcut {
             Some(conv) => conv.forward(x)?,
             None => x.clone(),
@@ -47,7 +46,7 @@ impl ResnetBlock {
 
 /// Single-head self-attention over all pixels.
 struct AttnBlock {
-    norm: GroupNorm,
+    norm: GroupNorm32,
     q: Linear,
     k: Linear,
     v: Linear,
@@ -107,7 +106,7 @@ pub struct Vae {
     enc_conv_in: Conv2d,
     enc_levels: Vec<Level>,
     enc_mid: Mid,
-    enc_norm: GroupNorm,
+    enc_norm: GroupNorm32,
     enc_conv_out: Conv2d,
     quant_conv: Conv2d,
     post_quant_conv: Conv2d,
@@ -115,7 +114,7 @@ pub struct Vae {
     dec_mid: Mid,
     /// Decoder levels in execution order (deepest first).
     dec_levels: Vec<Level>,
-    dec_norm: GroupNorm,
+    dec_norm: GroupNorm32,
     dec_conv_out: Conv2d,
 }
 
@@ -221,7 +220,7 @@ impl Vae {
             }
         }
         let h = self.enc_mid.forward(&h)?;
-        let h = self.enc_conv_out.forward(&self.enc_norm.forward(&h)?.silu()?)?;
+        let h = self.enc_conv_out.forward(&self.enc_norm.forward_silu(&h)?)?;
         let moments = self.quant_conv.forward(&h)?;
         Ok(moments.narrow(1, 0, self.config.z_channels)?)
     }
@@ -246,6 +245,6 @@ impl Vae {
                 h = conv.forward(&h.upsample_nearest2d(2 * hh, 2 * ww)?)?;
             }
         }
-        self.dec_conv_out.forward(&self.dec_norm.forward(&h)?.silu()?)
+        self.dec_conv_out.forward(&self.dec_norm.forward_silu(&h)?)
     }
 }

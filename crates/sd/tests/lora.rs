@@ -255,3 +255,49 @@ fn a1111_lora_tags() {
     assert_eq!(tags[3], ("x".to_string(), LoraWeights { text_encoder: 1.0, unet: 0.3 }));
     assert!(extract_lora_tags("<lora:a:heavy>").is_err());
 }
+
+/// Replacing a patch (another weight, another set of LoRAs, a LoRA dropped) gives bit for bit
+/// the weights of a fresh patch on the unpatched model and still restores the originals exactly
+/// (the in-place rewrite's speed is `lora_bench`'s `reweight_seconds`).
+#[test]
+fn repatching_equals_a_fresh_patch_and_restores_exactly() {
+    use pentimento_sd::lora::repatch_loras;
+    let spec = |name: &str, w: f32| LoraSpec::new(lora_path(name), w);
+    let fresh = |specs: &[LoraSpec]| {
+        let mut m = model("sd1");
+        let _applied = apply_loras(&mut m, specs).unwrap();
+        weights(&mut m)
+    };
+    let mut sd1 = model("sd1");
+    let before = weights(&mut sd1);
+    let mut applied = apply_loras(&mut sd1, &[spec("sd1_kohya", 0.8)]).unwrap();
+    for specs in [
+        vec![spec("sd1_kohya", -0.5)],
+        vec![spec("sd1_kohya", 0.3), spec("sd1_kohya_b", 0.7)],
+        vec![spec("sd1_kohya_b", 1.0)],
+        vec![spec("sd1_loha", 0.6)],
+    ] {
+        applied = repatch_loras(&mut sd1, &specs, Some(applied)).unwrap();
+        let got = weights(&mut sd1);
+        let want = fresh(&specs);
+        for (id, w) in &want {
+            assert_eq!(bits(&got[id]), bits(w), "{specs:?}: {id}");
+        }
+    }
+    restore(&mut sd1, applied).unwrap();
+    let after = weights(&mut sd1);
+    for (id, w) in &before {
+        assert_eq!(bits(&after[id]), bits(w), "{id} not restored bit-exactly");
+    }
+
+    // A replacement that fails (a file that is not there, a LoRA for the other family) leaves
+    // the model with its own weights, never half patched.
+    for bad in [spec("no_such_lora", 0.5), spec("sdxl_kohya", 0.5)] {
+        let applied = apply_loras(&mut sd1, &[spec("sd1_kohya", 0.8)]).unwrap();
+        assert!(repatch_loras(&mut sd1, &[bad], Some(applied)).is_err());
+        let after = weights(&mut sd1);
+        for (id, w) in &before {
+            assert_eq!(bits(&after[id]), bits(w), "{id} changed by a refused repatch");
+        }
+    }
+}

@@ -26,6 +26,14 @@ pub struct CanvasState {
     pub fit_pending: bool,
     drag: Drag,
     last_pointer: Option<Pos2>,
+    /// Pen pressure of the touch/pen contact driving the pointer, if the device reports force.
+    contact_force: Option<f32>,
+}
+
+/// Stroke pressure from a contact's force: the device's normalised force, or full pressure for a
+/// mouse (and for pens whose platform backend reports no force, such as winit on X11).
+fn pressure_from_force(force: Option<f32>) -> f32 {
+    force.filter(|f| f.is_finite()).map_or(1.0, |f| f.clamp(0.0, 1.0))
 }
 
 /// One frame of the canvas: where it is, and the tool input it received.
@@ -90,6 +98,15 @@ pub fn canvas_interact(ui: &mut Ui, state: &mut CanvasState, doc_size: [u32; 2])
     let mut out = Vec::new();
     for ev in events {
         match ev {
+            // Touch screens and pens arrive as a `Touch` (with force when the device reports it)
+            // followed by the emulated pointer events, so the force applies to those.
+            egui::Event::Touch { phase, force, .. } => {
+                state.contact_force = match phase {
+                    egui::TouchPhase::Start | egui::TouchPhase::Move => force,
+                    // A release carries no pressure; the next mouse press must not inherit it.
+                    egui::TouchPhase::End | egui::TouchPhase::Cancel => None,
+                };
+            }
             egui::Event::PointerButton { pos, button, pressed, modifiers } => {
                 let mods = ToolModifiers {
                     shift: modifiers.shift,
@@ -106,7 +123,7 @@ pub fn canvas_interact(ui: &mut Ui, state: &mut CanvasState, doc_size: [u32; 2])
                             state.drag = Drag::Tool;
                             out.push(PointerEvent::Press {
                                 pos: state.view.canvas_from_screen(pos),
-                                pressure: 1.0,
+                                pressure: pressure_from_force(state.contact_force),
                                 modifiers: mods,
                             });
                         }
@@ -131,7 +148,7 @@ pub fn canvas_interact(ui: &mut Ui, state: &mut CanvasState, doc_size: [u32; 2])
                     }
                     Drag::Tool => out.push(PointerEvent::Move {
                         pos: state.view.canvas_from_screen(pos),
-                        pressure: 1.0,
+                        pressure: pressure_from_force(state.contact_force),
                     }),
                     Drag::None => {}
                 }
@@ -167,6 +184,32 @@ pub fn paint_marquee(painter: &Painter, view: &CanvasView, canvas_rect: Rect, ti
     let r = view.screen_rect_from_canvas(canvas_rect);
     let pts = vec![r.left_top(), r.right_top(), r.right_bottom(), r.left_bottom(), r.left_top()];
     paint_ants(painter, &pts, time);
+}
+
+/// Marching ants along a selection's outline (canvas pixel-corner segments); segments off screen
+/// are skipped, and the dash phase follows canvas position so neighbouring runs line up.
+pub fn paint_outline(
+    painter: &Painter,
+    view: &CanvasView,
+    segments: &[raster::mask::OutlineSegment],
+    time: f64,
+) {
+    let clip = painter.clip_rect().expand(2.0);
+    let crawl = (time * 8.0).rem_euclid(8.0) as f32;
+    let black = Stroke::new(1.0, Color32::BLACK);
+    let white = Stroke::new(1.0, Color32::WHITE);
+    let mut shapes = Vec::new();
+    for seg in segments {
+        let a = view.screen_from_canvas(pos2(seg.start[0] as f32, seg.start[1] as f32));
+        let b = view.screen_from_canvas(pos2(seg.end[0] as f32, seg.end[1] as f32));
+        if !clip.intersects(Rect::from_two_pos(a, b)) {
+            continue;
+        }
+        shapes.push(Shape::line_segment([a, b], black));
+        let phase = (a.x + a.y + crawl).rem_euclid(8.0);
+        Shape::dashed_line_many_with_offset(&[a, b], white, &[4.0], &[4.0], phase, &mut shapes);
+    }
+    painter.extend(shapes);
 }
 
 /// Black/white dashes that crawl with time ("marching ants").
@@ -209,21 +252,23 @@ pub fn paint_tool_overlay(
 }
 
 fn paint_transform_box(painter: &Painter, view: &CanvasView, b: &TransformBox) {
-    let r = view.screen_rect_from_canvas(b.rect);
-    let (sin, cos) = b.rotation_deg.to_radians().sin_cos();
-    let c = r.center();
-    let rot = |p: Pos2| {
-        let d = p - c;
-        c + vec2(d.x * cos - d.y * sin, d.x * sin + d.y * cos)
-    };
-    let corners = [r.left_top(), r.right_top(), r.right_bottom(), r.left_bottom()].map(rot);
-    let mut pts = corners.to_vec();
-    pts.push(corners[0]);
-    painter.add(Shape::line(pts, Stroke::new(1.5, Color32::from_rgb(80, 160, 255))));
+    let blue = Stroke::new(1.5, Color32::from_rgb(80, 160, 255));
+    let corners = b.corners().map(|p| view.screen_from_canvas(p));
+    let mut outline = corners.to_vec();
+    outline.push(corners[0]);
+    painter.add(Shape::line(outline, blue));
+    // The rotation knob on a stalk from the top edge's middle.
+    let grab_px = crate::tools::grab_px_at_zoom(view.zoom);
+    let knob = view.screen_from_canvas(b.rotate_handle(grab_px));
+    let top_mid = corners[0] + (corners[1] - corners[0]) * 0.5;
+    painter.line_segment([top_mid, knob], blue);
+    painter.circle_filled(knob, 5.0, Color32::WHITE);
+    painter.circle_stroke(knob, 5.0, Stroke::new(1.0, Color32::BLACK));
     for p in corners {
-        painter.rect_filled(Rect::from_center_size(p, vec2(8.0, 8.0)), 1.0, Color32::WHITE);
+        let handle = Rect::from_center_size(p, vec2(8.0, 8.0));
+        painter.rect_filled(handle, 1.0, Color32::WHITE);
         painter.rect_stroke(
-            Rect::from_center_size(p, vec2(8.0, 8.0)),
+            handle,
             1.0,
             Stroke::new(1.0, Color32::BLACK),
             egui::StrokeKind::Inside,

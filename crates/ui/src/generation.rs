@@ -178,6 +178,8 @@ pub struct PanelContext<'a> {
     pub embeddings: &'a [NetworkChoice],
     /// The `<lora:name:w>` tags of the prompt, in order (text-encoder weight).
     pub prompt_loras: Vec<(String, f32)>,
+    /// Library files hashed so far and in all, while background hashing runs.
+    pub hashing: Option<(usize, usize)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -549,6 +551,10 @@ fn model_picker(
         }
         if ui.small_button("Rescan models").clicked() {
             out.push(PanelAction::RescanModels);
+        }
+        if let Some((done, total)) = cx.hashing {
+            ui.weak(format!("Hashing models {done}/{total}"))
+                .on_hover_text("Hashes find the files a pasted infotext names, even renamed");
         }
     });
     egui::CollapsingHeader::new("Model folders").default_open(false).show(ui, |ui| {

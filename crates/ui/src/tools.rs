@@ -349,16 +349,73 @@ enum TransformDrag {
         start: Pos2,
         start_rect: Rect,
     },
-    /// A corner: the opposite corner stays put.
+    /// A corner: the opposite corner (`fixed`, canvas position, rotation applied) stays put and
+    /// the box keeps its rotation.
     Corner {
         fixed: Pos2,
         keep_aspect: bool,
         aspect: f32,
     },
+    /// The rotation handle, or anywhere outside the box (as in Krita): turns about the centre.
+    /// Shift snaps to 15° steps.
+    Rotate {
+        centre: Pos2,
+        start_angle_deg: f32,
+        start_rotation_deg: f32,
+        snap: bool,
+    },
 }
 
-/// Corner handles are grabbed within this many canvas pixels (scaled by zoom by the caller).
+/// Corner handles are grabbed within this many screen pixels (the caller converts to canvas
+/// pixels with the zoom, see [`ToolMachine::handle_grab_px`]).
 pub const HANDLE_GRAB_PX: f32 = 8.0;
+
+/// [`HANDLE_GRAB_PX`] in canvas pixels at `zoom` (screen points per canvas pixel).
+pub fn grab_px_at_zoom(zoom: f32) -> f32 {
+    HANDLE_GRAB_PX / zoom.max(1e-3)
+}
+
+/// The rotation handle sits this many grab distances above the top edge's middle.
+const ROTATE_HANDLE_DISTANCE: f32 = 3.0;
+
+/// Snapping step of a Shift+rotation.
+pub const ROTATE_SNAP_DEG: f32 = 15.0;
+
+/// `p` turned by `deg` (clockwise on screen, y down) about `centre`.
+pub fn rotate_about(p: Pos2, centre: Pos2, deg: f32) -> Pos2 {
+    let (sin, cos) = deg.to_radians().sin_cos();
+    let d = p - centre;
+    centre + vec2(d.x * cos - d.y * sin, d.x * sin + d.y * cos)
+}
+
+impl TransformBox {
+    /// The four corners where they are drawn (rotation applied): top-left, top-right,
+    /// bottom-right, bottom-left of the unrotated box.
+    pub fn corners(&self) -> [Pos2; 4] {
+        let r = self.rect;
+        let c = r.center();
+        [r.left_top(), r.right_top(), r.right_bottom(), r.left_bottom()]
+            .map(|p| rotate_about(p, c, self.rotation_deg))
+    }
+
+    /// Where the rotation handle is drawn and grabbed, with `grab_px` the grab distance in
+    /// canvas pixels (so the handle keeps its on-screen distance at every zoom).
+    pub fn rotate_handle(&self, grab_px: f32) -> Pos2 {
+        let r = self.rect;
+        let top = pos2(r.center().x, r.min.y - ROTATE_HANDLE_DISTANCE * grab_px);
+        rotate_about(top, r.center(), self.rotation_deg)
+    }
+
+    /// True if this box leaves content box `from` exactly where it is.
+    pub fn is_identity_for(&self, from: raster::Rect) -> bool {
+        self.rect == to_egui_rect(from) && self.rotation_deg == 0.0 && !self.flip_x && !self.flip_y
+    }
+
+    /// True if canvas point `p` lies inside the (rotated) box.
+    pub fn contains(&self, p: Pos2) -> bool {
+        self.rect.contains(rotate_about(p, self.rect.center(), -self.rotation_deg))
+    }
+}
 
 /// The gesture state of the canvas tools.
 #[derive(Clone, Debug)]
@@ -455,14 +512,14 @@ impl ToolMachine {
                 Gesture::Transforming { current, drag, .. },
                 PointerEvent::Press { pos, modifiers, .. },
             ) => {
-                *drag = grab_transform(current.rect, pos, modifiers.shift, self.handle_grab_px);
+                *drag = Some(grab_transform(current, pos, modifiers.shift, self.handle_grab_px));
                 Vec::new()
             }
             (
                 Gesture::Transforming { current, drag: Some(d), .. },
                 PointerEvent::Move { pos, .. },
             ) => {
-                current.rect = drag_transform(*d, pos);
+                drag_transform(*d, current, pos);
                 Vec::new()
             }
             (Gesture::Transforming { drag, .. }, PointerEvent::Release { .. }) => {
@@ -545,15 +602,19 @@ impl ToolMachine {
         }
     }
 
+    /// The transform waiting for commit: the content box it started from and where it goes now.
+    pub fn pending_transform(&self) -> Option<(raster::Rect, TransformBox)> {
+        match &self.gesture {
+            Gesture::Transforming { from, current, .. } => Some((*from, *current)),
+            _ => None,
+        }
+    }
+
     /// Enter: applies the pending transform.
     pub fn commit(&mut self) -> Vec<ToolAction> {
         match std::mem::replace(&mut self.gesture, Gesture::Idle) {
             Gesture::Transforming { from, current, .. } => {
-                let unchanged = current.rect == to_egui_rect(from)
-                    && current.rotation_deg == 0.0
-                    && !current.flip_x
-                    && !current.flip_y;
-                if unchanged {
+                if current.is_identity_for(from) {
                     Vec::new()
                 } else {
                     vec![ToolAction::Transform { from, to: current }]
@@ -625,33 +686,69 @@ fn finish_drag(
     }
 }
 
-fn grab_transform(rect: Rect, pos: Pos2, keep_aspect: bool, grab_px: f32) -> Option<TransformDrag> {
-    let corners = [rect.left_top(), rect.right_top(), rect.left_bottom(), rect.right_bottom()];
-    let opposite = [rect.right_bottom(), rect.left_bottom(), rect.right_top(), rect.left_top()];
-    let aspect = if rect.height() > 0.0 { rect.width() / rect.height() } else { 1.0 };
-    for (c, o) in corners.iter().zip(opposite) {
-        if c.distance(pos) <= grab_px {
-            return Some(TransformDrag::Corner { fixed: o, keep_aspect, aspect });
-        }
-    }
-    rect.contains(pos).then_some(TransformDrag::Body { start: pos, start_rect: rect })
+fn angle_deg(v: Vec2) -> f32 {
+    v.y.atan2(v.x).to_degrees()
 }
 
-fn drag_transform(drag: TransformDrag, pos: Pos2) -> Rect {
+/// Wraps an angle into -180..=180.
+fn normalise_deg(deg: f32) -> f32 {
+    let d = (deg + 180.0).rem_euclid(360.0) - 180.0;
+    if d == -180.0 { 180.0 } else { d }
+}
+
+fn grab_transform(b: &TransformBox, pos: Pos2, shift: bool, grab_px: f32) -> TransformDrag {
+    let rect = b.rect;
+    let centre = rect.center();
+    let rotate = TransformDrag::Rotate {
+        centre,
+        start_angle_deg: angle_deg(pos - centre),
+        start_rotation_deg: b.rotation_deg,
+        snap: shift,
+    };
+    if b.rotate_handle(grab_px).distance(pos) <= grab_px {
+        return rotate;
+    }
+    let corners = b.corners();
+    let aspect = if rect.height() > 0.0 { rect.width() / rect.height() } else { 1.0 };
+    // Each corner with the one diagonally opposite, which stays put.
+    let opposite = [corners[2], corners[3], corners[0], corners[1]];
+    for (c, fixed) in corners.iter().zip(opposite) {
+        if c.distance(pos) <= grab_px {
+            return TransformDrag::Corner { fixed, keep_aspect: shift, aspect };
+        }
+    }
+    if b.contains(pos) { TransformDrag::Body { start: pos, start_rect: rect } } else { rotate }
+}
+
+fn drag_transform(drag: TransformDrag, b: &mut TransformBox, pos: Pos2) {
     match drag {
         TransformDrag::Body { start, start_rect } => {
-            start_rect.translate(whole_pixel_delta(start, pos))
+            b.rect = start_rect.translate(whole_pixel_delta(start, pos));
         }
         TransformDrag::Corner { fixed, keep_aspect, aspect } => {
-            let mut d = pos - fixed;
+            // Work in the box's own axes: unrotate the pointer's offset from the fixed corner.
+            let local = rotate_about(pos, fixed, -b.rotation_deg) - fixed;
+            let mut d = local;
             if keep_aspect && aspect > 0.0 {
                 let w = d.x.abs().max(d.y.abs() * aspect);
                 d = vec2(w.copysign(d.x), (w / aspect).copysign(d.y));
             }
-            let other = fixed + vec2(d.x.round(), d.y.round());
-            let r = Rect::from_two_pos(fixed, other);
+            if b.rotation_deg == 0.0 {
+                // Unrotated boxes stay on whole pixels.
+                d = vec2(d.x.round(), d.y.round());
+            }
             // Never collapse to nothing: at least one pixel each way.
-            Rect::from_min_size(r.min, r.size().max(Vec2::splat(1.0)))
+            let size = vec2(d.x.abs(), d.y.abs()).max(Vec2::splat(1.0));
+            let half = vec2(size.x.copysign(d.x), size.y.copysign(d.y)) * 0.5;
+            let centre = rotate_about(fixed + half, fixed, b.rotation_deg);
+            b.rect = Rect::from_center_size(centre, size);
+        }
+        TransformDrag::Rotate { centre, start_angle_deg, start_rotation_deg, snap } => {
+            let mut deg = start_rotation_deg + angle_deg(pos - centre) - start_angle_deg;
+            if snap {
+                deg = (deg / ROTATE_SNAP_DEG).round() * ROTATE_SNAP_DEG;
+            }
+            b.rotation_deg = normalise_deg(deg);
         }
     }
 }
@@ -666,6 +763,14 @@ mod tests {
 
     fn press(x: f32, y: f32) -> PointerEvent {
         PointerEvent::Press { pos: pos2(x, y), pressure: 1.0, modifiers: ToolModifiers::default() }
+    }
+
+    fn press_shift(x: f32, y: f32) -> PointerEvent {
+        PointerEvent::Press {
+            pos: pos2(x, y),
+            pressure: 1.0,
+            modifiers: ToolModifiers { shift: true, alt: false },
+        }
     }
 
     fn mv(x: f32, y: f32) -> PointerEvent {
@@ -816,14 +921,7 @@ mod tests {
         m.begin_transform(raster::Rect::new(0, 0, 100, 50));
         assert!(m.is_transforming());
         // Drag the bottom-right corner with shift: aspect kept.
-        m.handle(
-            &s,
-            PointerEvent::Press {
-                pos: pos2(99.0, 49.0),
-                pressure: 1.0,
-                modifiers: ToolModifiers { shift: true, alt: false },
-            },
-        );
+        m.handle(&s, press_shift(99.0, 49.0));
         m.handle(&s, mv(200.0, 60.0));
         m.handle(&s, release(200.0, 60.0));
         let ToolOverlay::Transform(b) = m.overlay() else { panic!() };
@@ -850,6 +948,62 @@ mod tests {
         // An unchanged transform commits nothing.
         m.begin_transform(raster::Rect::new(0, 0, 4, 4));
         assert!(m.commit().is_empty());
+    }
+
+    #[test]
+    fn transform_rotates_with_the_handle_and_outside_the_box() {
+        let s = settings(Tool::Transform);
+        let mut m = ToolMachine::default();
+        m.begin_transform(raster::Rect::new(0, 0, 100, 50));
+        let centre = pos2(50.0, 25.0);
+        // The handle is above the top edge's middle; dragging it to the right of the centre
+        // turns the box by a quarter turn (clockwise on screen).
+        let grab_px = m.handle_grab_px;
+        let handle = m.transform_box_mut().unwrap().rotate_handle(grab_px);
+        assert_eq!(handle, pos2(50.0, -3.0 * HANDLE_GRAB_PX));
+        m.handle(&s, press(handle.x, handle.y));
+        m.handle(&s, mv(centre.x + 80.0, centre.y));
+        m.handle(&s, release(centre.x + 80.0, centre.y));
+        let b = *m.transform_box_mut().unwrap();
+        assert!((b.rotation_deg - 90.0).abs() < 1e-3, "{}", b.rotation_deg);
+        assert_eq!(b.rect, Rect::from_min_max(pos2(0.0, 0.0), pos2(100.0, 50.0)));
+        // The drawn corners turn with it, and the handle follows.
+        let c = b.corners();
+        assert!(c[0].distance(pos2(75.0, -25.0)) < 1e-3, "{:?}", c[0]);
+        assert!(b.rotate_handle(HANDLE_GRAB_PX).distance(pos2(50.0 + 49.0, 25.0)) < 1e-3);
+
+        // Outside the box with Shift: rotation relative to the press, snapped to 15°.
+        m.handle(&s, press_shift(200.0, 25.0));
+        // About 20° more (atan2(55, 150)): snaps to 105°.
+        m.handle(&s, mv(200.0, 80.0));
+        m.handle(&s, release(200.0, 80.0));
+        assert_eq!(m.transform_box_mut().unwrap().rotation_deg, 105.0);
+
+        // Wrapping stays within -180..=180.
+        assert_eq!(normalise_deg(190.0), -170.0);
+        assert_eq!(normalise_deg(-180.0), 180.0);
+    }
+
+    #[test]
+    fn rotated_corner_drag_keeps_the_opposite_corner_in_place() {
+        let s = settings(Tool::Transform);
+        let mut m = ToolMachine::default();
+        m.begin_transform(raster::Rect::new(0, 0, 100, 50));
+        m.transform_box_mut().unwrap().rotation_deg = 30.0;
+        let before = m.transform_box_mut().unwrap().corners();
+        // Grab the drawn bottom-right corner and pull it outward along the box's diagonal.
+        let grab = before[2];
+        let target = grab + (before[2] - before[0]) * 0.5;
+        m.handle(&s, press(grab.x, grab.y));
+        m.handle(&s, mv(target.x, target.y));
+        m.handle(&s, release(target.x, target.y));
+        let b = *m.transform_box_mut().unwrap();
+        let after = b.corners();
+        assert!(after[0].distance(before[0]) < 1e-3, "{:?} vs {:?}", after[0], before[0]);
+        assert!(after[2].distance(target) < 1e-3);
+        assert!((b.rect.width() - 150.0).abs() < 1e-3 && (b.rect.height() - 75.0).abs() < 1e-3);
+        assert_eq!(b.rotation_deg, 30.0);
+        assert!(b.contains(b.rect.center()) && !b.contains(pos2(-40.0, 60.0)));
     }
 
     #[test]

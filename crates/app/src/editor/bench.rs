@@ -1,5 +1,6 @@
 //! `--bench-frames N`: paints a stroke on a 4096×4096 document with 20 layers for N frames and
 //! prints the mean and worst frame time (the benchmark), then closes the window.
+//! `PENTIMENTO_BENCH_SIDE_PX=8192` measures an 8192×8192 document instead.
 
 use std::time::Instant;
 
@@ -11,6 +12,14 @@ use super::{DocBridge, DocError, EditorApp};
 pub const BENCH_SIDE_PX: u32 = 4096;
 pub const BENCH_LAYERS: usize = 20;
 
+/// The benchmark document's side: `PENTIMENTO_BENCH_SIDE_PX` if set (256..=16384), else 4096.
+pub fn bench_side_px() -> u32 {
+    std::env::var("PENTIMENTO_BENCH_SIDE_PX")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .map_or(BENCH_SIDE_PX, |v| v.clamp(256, 16384))
+}
+
 pub struct BenchRun {
     frames: u32,
     done: u32,
@@ -21,7 +30,8 @@ pub struct BenchRun {
 /// The benchmark document: 20 layers, each with content (a filled band), so the compositor
 /// really blends 20 layers.
 pub fn bench_document() -> Result<DocBridge, DocError> {
-    let mut doc = DocBridge::new_blank(BENCH_SIDE_PX, BENCH_SIDE_PX)?;
+    let side = bench_side_px();
+    let mut doc = DocBridge::new_blank(side, side)?;
     doc.fill_bench_layers(BENCH_LAYERS)?;
     Ok(doc)
 }
@@ -38,7 +48,8 @@ impl BenchRun {
 /// The stroke position for frame `i`: a zig-zag across the middle of the canvas.
 pub fn stroke_point(i: u32) -> egui::Pos2 {
     let t = i as f32;
-    pos2(1600.0 + (t * 6.0) % 1600.0, 2048.0 + 150.0 * (t * 0.05).sin())
+    let scale = bench_side_px() as f32 / BENCH_SIDE_PX as f32;
+    pos2(1600.0 * scale + (t * 6.0) % 1600.0, 2048.0 * scale + 150.0 * (t * 0.05).sin())
 }
 
 /// One benchmark frame: feed the next stroke point, record the frame interval.
@@ -77,9 +88,14 @@ pub fn step(app: &mut EditorApp, ctx: &egui::Context) {
     }
 }
 
-/// Prints `frames N mean X ms p95 Y ms max Z ms` on stdout.
-#[allow(clippy::print_stdout, reason = "the benchmark's result is its output")]
+/// Prints `… painting: frames N mean X ms p95 Y ms max Z ms` on stdout.
 pub fn report(times_ms: &[f32]) {
+    report_activity("painting", times_ms);
+}
+
+/// [`report`] for another activity (`panning`).
+#[allow(clippy::print_stdout, reason = "the benchmark's result is its output")]
+pub fn report_activity(activity: &str, times_ms: &[f32]) {
     if times_ms.is_empty() {
         return;
     }
@@ -89,9 +105,9 @@ pub fn report(times_ms: &[f32]) {
     let p95 = sorted.get(sorted.len() * 95 / 100).copied().unwrap_or(mean);
     let max = sorted.last().copied().unwrap_or(mean);
     println!(
-        "bench: {}x{} px, {} layers, painting: frames {} mean {mean:.2} ms p95 {p95:.2} ms max {max:.2} ms",
-        BENCH_SIDE_PX,
-        BENCH_SIDE_PX,
+        "bench: {}x{} px, {} layers, {activity}: frames {} mean {mean:.2} ms p95 {p95:.2} ms max {max:.2} ms",
+        bench_side_px(),
+        bench_side_px(),
         BENCH_LAYERS,
         sorted.len()
     );

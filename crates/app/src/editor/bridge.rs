@@ -33,6 +33,10 @@ pub enum EditorError {
     UnsupportedType(String),
     #[error("the image is {width}×{height}, larger than {max} px a side")]
     TooLarge { width: u32, height: u32, max: u32 },
+    /// Another edit while a live preview's transaction is open would be swept into it (and
+    /// rolled back with the next preview frame), so it is refused instead.
+    #[error("finish the {0} first: Enter applies it, Escape cancels")]
+    PreviewOpen(&'static str),
 }
 
 /// Short alias used across the editor.
@@ -60,11 +64,15 @@ pub struct DocBridge {
     pub tray: Vec<TrayCandidate>,
     /// Per-layer pixel revisions for thumbnails.
     layer_revisions: HashMap<LayerId, u64>,
-    /// An adjustment dialog's transaction is open.
-    preview_open: bool,
+    /// A live preview's transaction is open (an adjustment dialog, a pending transform): what it
+    /// previews, for the message refusing other edits meanwhile.
+    preview: Option<&'static str>,
     /// A layer-opacity slider drag's transaction is open.
     opacity_txn: bool,
+    /// Bumped whenever the selection may have changed (keys the caches below).
+    selection_revision: u64,
     selection_bounds: Option<(u64, Option<Rect>)>,
+    selection_outline: Option<(u64, std::sync::Arc<[raster::mask::OutlineSegment]>)>,
     /// Bumped whenever the inpaint mask may have changed, so mask analysis (mode, context box)
     /// is redone only then and not on every paint stroke.
     mask_revision: u64,
@@ -139,9 +147,11 @@ impl DocBridge {
             doc,
             tray: Vec::new(),
             layer_revisions: HashMap::new(),
-            preview_open: false,
+            preview: None,
             opacity_txn: false,
+            selection_revision: 0,
             selection_bounds: None,
+            selection_outline: None,
             mask_revision: 0,
         }
     }
@@ -160,8 +170,14 @@ impl DocBridge {
         [self.doc.width(), self.doc.height()]
     }
 
+    #[allow(dead_code, reason = "the kittest tests in crates/app/tests read the revision")]
     pub fn revision(&self) -> u64 {
         self.doc.revision()
+    }
+
+    /// See [`Document::history_position`]: what "saved" is compared against.
+    pub fn history_position(&self) -> u64 {
+        self.doc.history_position()
     }
 
     pub fn can_undo(&self) -> bool {
@@ -175,6 +191,9 @@ impl DocBridge {
     fn track(&mut self, change: &Change) {
         if !change.mask.is_empty() || change.canvas_resized {
             self.mask_revision += 1;
+        }
+        if !change.selection.is_empty() || change.canvas_resized {
+            self.selection_revision += 1;
         }
         let rev = self.doc.revision();
         if change.layers_changed || change.canvas_resized {
@@ -214,6 +233,7 @@ impl DocBridge {
 
     fn track_all(&mut self) {
         self.mask_revision += 1;
+        self.selection_revision += 1;
         let rev = self.doc.revision();
         for l in self.doc.layers() {
             self.layer_revisions.insert(l.id(), rev);
@@ -231,8 +251,16 @@ impl DocBridge {
     }
 
     pub fn apply(&mut self, cmd: Command) -> Result<Change, EditorError> {
+        self.refuse_during_preview()?;
         let r = self.doc.apply(cmd);
         self.done(r)
+    }
+
+    fn refuse_during_preview(&self) -> Result<(), EditorError> {
+        match self.preview {
+            Some(what) => Err(EditorError::PreviewOpen(what)),
+            None => Ok(()),
+        }
     }
 
     // ---- reads ---------------------------------------------------------------------------
@@ -304,7 +332,7 @@ impl DocBridge {
 
     /// Bounds of the selection, cached per revision.
     pub fn selection_bounds(&mut self) -> Option<Rect> {
-        let rev = self.doc.revision();
+        let rev = self.selection_revision;
         match self.selection_bounds {
             Some((r, b)) if r == rev => b,
             _ => {
@@ -314,6 +342,25 @@ impl DocBridge {
                 b
             }
         }
+    }
+
+    /// The selection's outline (pixels at least half selected), for marching ants along its
+    /// real shape; recomputed only when the selection changes.
+    pub fn selection_outline(&mut self) -> Option<std::sync::Arc<[raster::mask::OutlineSegment]>> {
+        let bounds = self.selection_bounds()?;
+        let rev = self.selection_revision;
+        if let Some((r, outline)) = &self.selection_outline
+            && *r == rev
+        {
+            return Some(outline.clone());
+        }
+        let sel = self.doc.selection()?;
+        let area = bounds.inflated(1);
+        let pixels = sel.read_rect(area);
+        let outline: std::sync::Arc<[_]> =
+            raster::mask::outline_segments(&pixels, [area.x, area.y], 127).into();
+        self.selection_outline = Some((rev, outline.clone()));
+        Some(outline)
     }
 
     /// Exact content bounds of the active layer (for transform and move).
@@ -331,6 +378,7 @@ impl DocBridge {
     // ---- tools ---------------------------------------------------------------------------
 
     pub fn apply_tool(&mut self, action: &ToolAction) -> Result<Change, EditorError> {
+        self.refuse_during_preview()?;
         match action {
             ToolAction::BeginStroke { kind, brush, colour, first } => {
                 let target =
@@ -388,11 +436,16 @@ impl DocBridge {
             }
             ToolAction::Translate { dx, dy } => self.translate(*dx, *dy),
             ToolAction::Transform { from, to } => {
-                let id = self.active_id()?;
-                self.apply(Command::TransformLayer { id, transform: transform_affine(*from, to) })
+                let cmd = self.transform_command(*from, to)?;
+                self.apply(cmd)
             }
             ToolAction::Crop { rect } => self.apply(Command::Crop { rect: *rect }),
         }
+    }
+
+    /// The command moving the active layer's content box `from` onto `to`.
+    pub fn transform_command(&self, from: Rect, to: &TransformBox) -> Result<Command, EditorError> {
+        Ok(Command::TransformLayer { id: self.active_id()?, transform: transform_affine(from, to) })
     }
 
     /// Move tool: the selection's pixels when something is selected, else the whole layer.
@@ -433,6 +486,8 @@ impl DocBridge {
     // ---- layers panel --------------------------------------------------------------------
 
     pub fn apply_layer(&mut self, action: &LayerAction) -> Result<Change, EditorError> {
+        // Even selecting another layer: the open preview belongs to the active one.
+        self.refuse_during_preview()?;
         let props = |this: &Self, i: usize| -> Result<(LayerId, LayerProps), EditorError> {
             let id = this.id_at(i)?;
             let l = this.doc.layer(id).ok_or(EditorError::Doc(doc::DocError::NoSuchLayer(id)))?;
@@ -640,14 +695,15 @@ impl DocBridge {
     // ---- adjustments with live preview ---------------------------------------------------
 
     /// Opens the adjustment's transaction; each preview replaces the previous one inside it.
-    pub fn begin_preview(&mut self) -> Result<(), EditorError> {
-        self.doc.begin("Adjustment")?;
-        self.preview_open = true;
+    pub fn begin_preview(&mut self, what: &'static str) -> Result<(), EditorError> {
+        self.refuse_during_preview()?;
+        self.doc.begin(what)?;
+        self.preview = Some(what);
         Ok(())
     }
 
     pub fn preview(&mut self, cmd: Command) -> Result<Change, EditorError> {
-        if !self.preview_open {
+        if self.preview.is_none() {
             return Err(EditorError::Doc(doc::DocError::NoTransaction));
         }
         let mut c = self.doc.cancel()?;
@@ -657,7 +713,7 @@ impl DocBridge {
     }
 
     pub fn commit_preview(&mut self) -> Result<Change, EditorError> {
-        if !std::mem::take(&mut self.preview_open) {
+        if self.preview.take().is_none() {
             return Ok(Change::default());
         }
         let r = self.doc.commit();
@@ -665,7 +721,7 @@ impl DocBridge {
     }
 
     pub fn cancel_preview(&mut self) -> Result<Change, EditorError> {
-        if !std::mem::take(&mut self.preview_open) {
+        if self.preview.take().is_none() {
             return Ok(Change::default());
         }
         let r = self.doc.cancel();

@@ -62,7 +62,7 @@ impl Progress {
 }
 
 /// The library scan, run on a worker thread.
-type ScanResult = (Vec<ModelChoice>, Vec<ModelChoice>, Library);
+type ScanResult = (Vec<ModelChoice>, Vec<ModelChoice>, Library, sd::library::HashCache);
 
 /// A LoRA or embedding of the library with the family it was made for.
 #[derive(Clone, Debug)]
@@ -91,6 +91,13 @@ pub struct GenerationUi {
     pub embeddings: Vec<Network>,
     library: Option<Library>,
     scan: Option<mpsc::Receiver<ScanResult>>,
+    /// Hashes the library's files lacking them (cached by path, size and mtime), so "Reuse
+    /// parameters" can find models, LoRAs and VAEs by the hashes an infotext names.
+    hashing: Option<(sd::library::HashWorker, mpsc::Receiver<sd::library::HashEvent>)>,
+    /// Files hashed so far and in all, while hashing runs.
+    pub hash_progress: Option<(usize, usize)>,
+    /// Where hashes are cached between runs (shared with the CLI); `None` keeps them in memory.
+    pub hash_cache_path: Option<PathBuf>,
     pub last_seed: Option<u64>,
     /// Token counters keyed by the text they count.
     tokens: Option<(String, String, String, String)>,
@@ -142,6 +149,9 @@ impl Default for GenerationUi {
             embeddings: Vec::new(),
             library: None,
             scan: None,
+            hashing: None,
+            hash_progress: None,
+            hash_cache_path: hash_cache_file(),
             last_seed: None,
             tokens: None,
             tokenizer: ClipTokenizer::clip_l().ok(),
@@ -203,14 +213,22 @@ impl GenerationUi {
         let roots = model_roots(extra_roots);
         let (tx, rx) = mpsc::channel();
         let ctx = ctx.clone();
+        let cache_path = self.hash_cache_path.clone();
+        // A rescan restarts hashing from the new file list.
+        self.hashing = None;
+        self.hash_progress = None;
         let spawned =
             std::thread::Builder::new().name("pentimento-library".into()).spawn(move || {
-                let library = Library::scan(&roots);
+                let cache = match cache_path {
+                    Some(f) => sd::library::HashCache::load_or_empty(f).0,
+                    None => sd::library::HashCache::in_memory(),
+                };
+                let library = Library::scan_with_cache(&roots, &cache);
                 let pick =
                     |kind| library.list(kind, "").into_iter().map(choice).collect::<Vec<_>>();
                 let models = pick(ModelKind::Checkpoint);
                 let vaes = pick(ModelKind::Vae);
-                let _ = tx.send((models, vaes, library));
+                let _ = tx.send((models, vaes, library, cache));
                 ctx.request_repaint();
             });
         if spawned.is_ok() {
@@ -219,9 +237,11 @@ impl GenerationUi {
     }
 
     /// Takes a finished scan; picks the first model when none is chosen yet.
-    pub fn poll_scan(&mut self, settings: &mut GenerationSettings) {
+    pub fn poll_scan(&mut self, ctx: &egui::Context, settings: &mut GenerationSettings) {
+        self.poll_hashing();
         let Some(rx) = &self.scan else { return };
-        if let Ok((models, vaes, library)) = rx.try_recv() {
+        if let Ok((models, vaes, library, cache)) = rx.try_recv() {
+            self.start_hashing(ctx, &library, cache);
             self.models = models;
             self.vaes = vaes;
             let networks = |kind| {
@@ -244,6 +264,67 @@ impl GenerationUi {
                 settings.model = Some(first.path.clone());
             }
         }
+    }
+
+    fn start_hashing(
+        &mut self,
+        ctx: &egui::Context,
+        library: &Library,
+        cache: sd::library::HashCache,
+    ) {
+        let jobs = library.missing_hashes();
+        if jobs.is_empty() {
+            return;
+        }
+        let (tx, rx) = mpsc::channel();
+        let ctx = ctx.clone();
+        let worker = sd::library::HashWorker::spawn(jobs, cache, move |event| {
+            let _ = tx.send(event);
+            ctx.request_repaint();
+        });
+        match worker {
+            Ok(w) => self.hashing = Some((w, rx)),
+            Err(e) => log::warn!("cannot hash the model library: {e}"),
+        }
+    }
+
+    /// Folds finished hashes into the library.
+    fn poll_hashing(&mut self) {
+        let Some((_, rx)) = &self.hashing else { return };
+        let mut finished = false;
+        while let Ok(event) = rx.try_recv() {
+            match &event {
+                sd::library::HashEvent::Started { files_total, .. } => {
+                    self.hash_progress = Some((0, *files_total));
+                }
+                sd::library::HashEvent::Progress { files_done, files_total, .. } => {
+                    self.hash_progress = Some((*files_done, *files_total));
+                }
+                sd::library::HashEvent::Failed { path, message } => {
+                    log::warn!("cannot hash {}: {message}", path.display());
+                }
+                sd::library::HashEvent::Finished(report) => {
+                    if let Some(e) = &report.cache_error {
+                        log::warn!("cannot save the hash cache: {e}");
+                    }
+                    finished = true;
+                }
+                sd::library::HashEvent::Hashed { .. } => {}
+            }
+            if let Some(library) = &mut self.library {
+                library.apply_event(&event);
+            }
+        }
+        if finished {
+            self.hashing = None;
+            self.hash_progress = None;
+        }
+    }
+
+    /// True while the library is scanned or its files are still being hashed.
+    #[allow(dead_code, reason = "the kittest tests wait on it; the panel shows hash_progress")]
+    pub fn is_hashing(&self) -> bool {
+        self.hashing.is_some() || self.scan.is_some()
     }
 
     /// A new document replaced the old one: nothing cached of the old one's mask still holds.
@@ -648,8 +729,13 @@ impl super::EditorApp {
 
     /// Fills the panel from a generation record (Reuse parameters).
     pub fn reuse_record(&mut self, record: &doc::GenerationRecord) {
+        let resolved = self.generation.resolve_networks(record);
+        for missing in &resolved.missing {
+            self.toasts.info(missing.clone());
+        }
         let g = &mut self.settings.generation;
-        g.prompt = record.prompt.clone();
+        g.prompt = resolved.prompt;
+        g.vae = resolved.vae;
         g.negative_prompt = record.negative_prompt.clone();
         if let Some((kind, schedule)) = sampler_from_a1111(&record.sampler, Some(&record.schedule))
         {
@@ -688,15 +774,65 @@ impl super::EditorApp {
     }
 }
 
+/// What "Reuse parameters" makes of a record's LoRAs and VAE with the current model library.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ResolvedNetworks {
+    /// The prompt with each `<lora:alias:` renamed to the library file its hash names (a LoRA
+    /// the user renamed is still found, as A1111's Lora `infotext_pasted` does).
+    pub prompt: String,
+    /// The VAE file to select; `None` is the checkpoint's own VAE.
+    pub vae: Option<PathBuf>,
+    /// One message per LoRA or VAE the library has neither by hash nor by name.
+    pub missing: Vec<String>,
+}
+
 impl GenerationUi {
+    /// Resolves a record's LoRAs (by hash, then by name) and VAE against the library.
+    pub fn resolve_networks(&self, record: &doc::GenerationRecord) -> ResolvedNetworks {
+        let Some(library) = self.library.as_ref() else {
+            return ResolvedNetworks {
+                prompt: record.prompt.clone(),
+                vae: None,
+                missing: Vec::new(),
+            };
+        };
+        let hashes: Vec<(&str, &str)> = record
+            .loras
+            .iter()
+            .filter_map(|l| Some((l.name.as_str(), l.hash.as_deref()?)))
+            .collect();
+        let prompt = library.rewrite_prompt_loras_by(&record.prompt, &hashes);
+        let mut missing = Vec::new();
+        for lora in &record.loras {
+            let found =
+                library.find_by_hash_or_name(lora.hash.as_deref(), &lora.name, ModelKind::Lora);
+            if found.is_none() {
+                missing.push(format!(
+                    "The LoRA {} ({}) is not in the model folders.",
+                    lora.name,
+                    lora.hash.as_deref().unwrap_or("no hash")
+                ));
+            }
+        }
+        let vae = record.vae.as_ref().and_then(|v| {
+            let found = library.find_by_hash_or_name(v.hash.as_deref(), &v.name, ModelKind::Vae);
+            if found.is_none() {
+                missing.push(format!(
+                    "The VAE {} ({}) is not in the model folders; using the checkpoint's own.",
+                    v.name,
+                    v.hash.as_deref().unwrap_or("no hash")
+                ));
+            }
+            found.map(|e| e.path.clone())
+        });
+        ResolvedNetworks { prompt, vae, missing }
+    }
+
     /// A checkpoint in the library by A1111 hash, else by name.
     pub fn find_model(&self, model: &doc::ModelRef) -> Option<PathBuf> {
         let library = self.library.as_ref()?;
-        model
-            .hash
-            .as_deref()
-            .and_then(|h| library.find_by_hash(h, Some(ModelKind::Checkpoint)))
-            .or_else(|| library.find_by_name(&model.name, ModelKind::Checkpoint))
+        library
+            .find_by_hash_or_name(model.hash.as_deref(), &model.name, ModelKind::Checkpoint)
             .map(|e| e.path.clone())
     }
 
@@ -937,6 +1073,11 @@ pub fn record_from_infotext(text: &str) -> doc::GenerationRecord {
             name: info.model().unwrap_or_default().to_owned(),
             hash: info.model_hash().map(str::to_owned),
         },
+        vae: info.vae().map(|name| doc::ModelRef {
+            name: name.to_owned(),
+            hash: info.vae_hash().map(str::to_owned),
+        }),
+        loras: pipeline::record::loras_of_prompt(&info.prompt, &info.lora_hashes()),
         sampler: info.sampler().unwrap_or("Euler a").to_owned(),
         schedule: info.schedule_type().unwrap_or("Automatic").to_owned(),
         steps,

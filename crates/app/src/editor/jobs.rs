@@ -12,7 +12,7 @@ use super::bridge::{DocBridge, DocError};
 /// What a finished job hands back.
 pub enum JobOutcome {
     Opened { path: PathBuf, result: Result<DocBridge, DocError> },
-    Saved { path: PathBuf, revision: u64, result: Result<(), DocError> },
+    Saved { path: PathBuf, position: u64, result: Result<(), DocError> },
     Exported { path: PathBuf, result: Result<(), DocError> },
     Imported { path: PathBuf, result: Result<Image<Rgba8>, DocError> },
 }

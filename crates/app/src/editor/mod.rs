@@ -22,10 +22,14 @@ use ui::file_browser::{BrowseMode, BrowsePurpose, BrowseResult, FileBrowser};
 use ui::layers::LayersPanelState;
 use ui::textures::CanvasTextures;
 use ui::toasts::Toasts;
-use ui::tools::{Tool, ToolAction, ToolMachine};
+use ui::tools::{Tool, ToolAction, ToolMachine, TransformBox};
 
+#[allow(unused_imports, reason = "the kittest tests in crates/app/tests use these")]
+pub use bridge::transform_affine;
 pub use bridge::{Change, DocBridge, DocError};
 use jobs::{Job, JobOutcome};
+#[allow(unused_imports, reason = "the kittest tests in crates/app/tests use these")]
+pub use settings::STORAGE_KEY;
 pub use settings::Settings;
 
 /// How the binary was asked to start the editor.
@@ -53,10 +57,7 @@ pub fn run(options: LaunchOptions) -> anyhow::Result<()> {
         "pentimento",
         native,
         Box::new(move |cc| {
-            let settings = cc
-                .storage
-                .and_then(|s| eframe::get_value(s, settings::STORAGE_KEY))
-                .unwrap_or_default();
+            let settings = Settings::load(cc.storage);
             Ok(Box::new(EditorApp::start(&cc.egui_ctx, settings, options)))
         }),
     )
@@ -92,8 +93,9 @@ pub struct EditorApp {
     pub doc: DocBridge,
     /// Where the document is saved (None until saved or opened from an .ora).
     pub path: Option<PathBuf>,
-    /// The document revision last saved (or opened).
-    saved_revision: u64,
+    /// The history position last saved (or opened); `None` for an imported image, which is
+    /// unsaved as a project until saved.
+    saved_position: Option<u64>,
     pub settings: Settings,
     pub canvas: CanvasState,
     textures: CanvasTextures,
@@ -117,6 +119,17 @@ pub struct EditorApp {
     pub generation: generation::GenerationUi,
     /// The tray changed since the last save (it is saved with the project).
     tray_changed: bool,
+    /// The pending transform as last applied to the layer for its live preview (inside the
+    /// document's preview transaction), with what that preview cost, to throttle big layers.
+    transform_preview: Option<TransformPreview>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct TransformPreview {
+    from: raster::Rect,
+    to: TransformBox,
+    at: Instant,
+    cost: std::time::Duration,
 }
 
 pub mod bench;
@@ -125,11 +138,11 @@ impl EditorApp {
     /// The editor on `doc` (tests build it through this, with default settings).
     pub fn new(doc: DocBridge, settings: Settings) -> Self {
         let [w, h] = doc.size();
-        let revision = doc.revision();
+        let position = doc.history_position();
         Self {
             doc,
             path: None,
-            saved_revision: revision,
+            saved_position: Some(position),
             settings,
             canvas: CanvasState::fitting(),
             textures: CanvasTextures::new(w, h),
@@ -149,6 +162,7 @@ impl EditorApp {
             bench: None,
             generation: generation::GenerationUi::default(),
             tray_changed: false,
+            transform_preview: None,
         }
     }
 
@@ -180,9 +194,15 @@ impl EditorApp {
         app
     }
 
+    /// Canvas texture tiles on the GPU (the benchmark reports it).
+    #[allow(dead_code, reason = "the kittest benchmark reads it")]
+    pub fn canvas_tile_count(&self) -> usize {
+        self.textures.tile_count()
+    }
+
     /// True when the document differs from the last save.
     pub fn is_dirty(&self) -> bool {
-        self.doc.revision() != self.saved_revision || self.tray_changed
+        self.saved_position != Some(self.doc.history_position()) || self.tray_changed
     }
 
     /// Waits for the running load/save and applies its outcome.
@@ -210,9 +230,11 @@ impl EditorApp {
 
     fn replace_document(&mut self, doc: DocBridge, path: Option<PathBuf>) {
         let _ = self.tools.cancel();
+        // The preview's transaction belonged to the old document.
+        self.transform_preview = None;
         self.doc = doc;
         self.path = path;
-        self.saved_revision = self.doc.revision();
+        self.saved_position = Some(self.doc.history_position());
         self.tray_changed = false;
         self.generation.forget_document();
         let [w, h] = self.doc.size();
@@ -281,6 +303,23 @@ impl EditorApp {
                     let r = self.doc.apply_tool(&action);
                     self.report(r);
                 }
+                ToolAction::Transform { from, to } if self.transform_preview.is_some() => {
+                    // The preview already shows the result: bring it up to date and keep it.
+                    let stale =
+                        self.transform_preview.take().is_some_and(|p| p.from != from || p.to != to);
+                    let r = match self.doc.transform_command(from, &to) {
+                        Ok(cmd) if stale => self.doc.preview(cmd).and_then(|mut c| {
+                            c.merge(self.doc.commit_preview()?);
+                            Ok(c)
+                        }),
+                        Ok(_) => self.doc.commit_preview(),
+                        Err(e) => Err(e),
+                    };
+                    if r.is_err() {
+                        let _ = self.doc.cancel_preview().map(|c| self.changed(&c));
+                    }
+                    self.report(r);
+                }
                 ToolAction::Crop { .. } => {
                     let r = self.doc.apply_tool(&action);
                     if r.is_ok() {
@@ -311,10 +350,55 @@ impl EditorApp {
     fn begin_transform(&mut self) {
         match self.doc.active_content_bounds() {
             Some(b) if !b.is_empty() => {
-                self.tools.handle_grab_px = 8.0 / self.canvas.view.zoom.max(1e-3);
+                self.tools.handle_grab_px = ui::tools::grab_px_at_zoom(self.canvas.view.zoom);
                 self.tools.begin_transform(b);
             }
             _ => self.toasts.info("The active layer is empty: nothing to transform."),
+        }
+    }
+
+    /// Keeps the layer showing the pending transform's real pixels: the transform is applied
+    /// inside a preview transaction whenever the box changes (at most about a third of the time
+    /// when one preview is slow), and rolled back when the transform is cancelled. Enter commits
+    /// that transaction as the one undo step.
+    pub fn sync_transform_preview(&mut self, ctx: &egui::Context) {
+        let pending =
+            self.tools.pending_transform().filter(|(from, to)| !to.is_identity_for(*from));
+        match (pending, self.transform_preview) {
+            (None, None) => {}
+            (None, Some(_)) => {
+                self.transform_preview = None;
+                let r = self.doc.cancel_preview();
+                self.report(r);
+            }
+            (Some((from, to)), last) => {
+                if let Some(p) = last {
+                    if p.from == from && p.to == to {
+                        return;
+                    }
+                    if p.at.elapsed() < p.cost * 2 {
+                        ctx.request_repaint_after(p.cost * 2 - p.at.elapsed());
+                        return;
+                    }
+                } else if let Err(e) = self.doc.begin_preview("transform") {
+                    let _ = self.tools.cancel();
+                    self.toasts.error(e.to_string());
+                    return;
+                }
+                let started = Instant::now();
+                let r = self.doc.transform_command(from, &to).and_then(|c| self.doc.preview(c));
+                if r.is_err() {
+                    let _ = self.tools.cancel();
+                    self.transform_preview = None;
+                    let undo = self.doc.cancel_preview();
+                    self.report(undo);
+                } else {
+                    let cost = started.elapsed();
+                    self.transform_preview =
+                        Some(TransformPreview { from, to, at: Instant::now(), cost });
+                }
+                self.report(r);
+            }
         }
     }
 
@@ -425,12 +509,17 @@ impl EditorApp {
 
     /// Saves the document as OpenRaster to `path` (on a worker thread).
     pub fn save_to(&mut self, ctx: &egui::Context, path: PathBuf) {
+        // A pending transform is part of what the user sees: apply it before saving.
+        if self.tools.is_transforming() {
+            let a = self.tools.commit();
+            self.apply_tool_actions(a);
+        }
         let snapshot = self.doc.snapshot();
-        let revision = self.doc.revision();
+        let position = self.doc.history_position();
         let label = format!("Saving {}", path.display());
         self.start_job(ctx, label, move |progress| {
             let result = snapshot.save_ora(&path, progress);
-            JobOutcome::Saved { path, revision, result }
+            JobOutcome::Saved { path, position, result }
         });
     }
 
@@ -463,14 +552,14 @@ impl EditorApp {
                     if !is_ora {
                         // An imported image is a new, unsaved project named after it.
                         self.path = Some(path.with_extension("ora"));
-                        self.saved_revision = u64::MAX;
+                        self.saved_position = None;
                     }
                 }
                 Err(e) => self.toasts.error(format!("Could not open {}: {e}", path.display())),
             },
-            JobOutcome::Saved { path, revision, result } => match result {
+            JobOutcome::Saved { path, position, result } => match result {
                 Ok(()) => {
-                    self.saved_revision = revision;
+                    self.saved_position = Some(position);
                     self.tray_changed = false;
                     self.settings.push_recent(&path);
                     self.path = Some(path);
@@ -518,7 +607,7 @@ impl EditorApp {
 
     /// Takes the generation worker's events: progress, previews, candidates into the tray.
     fn poll_generation(&mut self, ctx: &egui::Context) {
-        self.generation.poll_scan(&mut self.settings.generation);
+        self.generation.poll_scan(ctx, &mut self.settings.generation);
         let before = self.doc.tray.len();
         for e in self.generation.poll(ctx, &mut self.doc.tray) {
             self.toasts.error(e);
@@ -713,6 +802,9 @@ impl EditorApp {
     pub fn show(&mut self, ui: &mut Ui) {
         let ctx = ui.ctx().clone();
         let started = Instant::now();
+        if ctx.input(|i| i.viewport().close_requested()) {
+            self.on_close_request(&ctx);
+        }
 
         self.poll_job(&ctx);
         self.poll_generation(&ctx);
@@ -920,7 +1012,7 @@ impl EditorApp {
     }
 
     fn open_adjustment(&mut self, hsl: bool) {
-        match self.doc.begin_preview() {
+        match self.doc.begin_preview("adjustment") {
             Ok(()) => {
                 self.dialog = Some(if hsl {
                     Dialog::Hsl([0.0; 3])
@@ -1008,14 +1100,10 @@ fn adjustment_outcome(
 
 impl eframe::App for EditorApp {
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
-        if ui.ctx().input(|i| i.viewport().close_requested()) {
-            let ctx = ui.ctx().clone();
-            self.on_close_request(&ctx);
-        }
         self.show(ui);
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, settings::STORAGE_KEY, &self.settings);
+        self.settings.store(storage);
     }
 }

@@ -2,7 +2,7 @@
 
 use egui::{Color32, Ui};
 use ui::canvas::{
-    canvas_interact, paint_brush_cursor, paint_canvas_border, paint_marquee, paint_tool_overlay,
+    canvas_interact, paint_brush_cursor, paint_canvas_border, paint_outline, paint_tool_overlay,
 };
 use ui::layers::{LayerRow, layers_panel};
 use ui::tools::{PointerEvent, Tool, ToolOverlay};
@@ -269,6 +269,7 @@ fn generation_panel(app: &mut EditorApp, ui: &mut Ui) {
         loras: &loras,
         embeddings: &embeddings,
         prompt_loras,
+        hashing: app.generation.hash_progress,
     };
     let actions = ui::generation::generation_panel(
         ui,
@@ -359,7 +360,8 @@ pub fn central_canvas(app: &mut EditorApp, ui: &mut Ui) {
             frame.events.clone()
         };
         let (_, shown_box) = app.generation.mode_and_box(&app.doc, &app.settings.generation);
-        let grab_px = 8.0 / frame.view.zoom.max(1e-3);
+        let grab_px = ui::tools::grab_px_at_zoom(frame.view.zoom);
+        app.tools.handle_grab_px = grab_px;
         for ev in &events {
             // The context box's edges take the pointer before the tools do.
             if !app.tools.is_busy() {
@@ -379,10 +381,10 @@ pub fn central_canvas(app: &mut EditorApp, ui: &mut Ui) {
             {
                 app.begin_transform();
             }
-            app.tools.handle_grab_px = 8.0 / frame.view.zoom.max(1e-3);
             actions.extend(app.tools.handle(&app.settings.tools, *ev));
         }
         app.apply_tool_actions(actions);
+        app.sync_transform_preview(&ctx);
 
         let doc = &mut app.doc;
         app.textures.update(&ctx, &frame.view, |r| doc.composite(r));
@@ -395,8 +397,8 @@ pub fn central_canvas(app: &mut EditorApp, ui: &mut Ui) {
         paint_generation_overlays(app, &ctx, &frame.painter, &frame.view);
         paint_canvas_border(&frame.painter, &frame.view, size);
         let time = ctx.input(|i| i.time);
-        if let Some(sel) = app.doc.selection_bounds() {
-            paint_marquee(&frame.painter, &frame.view, to_egui(sel), time);
+        if let Some(outline) = app.doc.selection_outline() {
+            paint_outline(&frame.painter, &frame.view, &outline, time);
         }
         let overlay = app.tools.overlay();
         let content = app.doc.active_coarse_bounds().map(to_egui);

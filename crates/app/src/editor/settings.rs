@@ -40,6 +40,16 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The settings saved by the last run, or the defaults (first run, unreadable storage).
+    pub fn load(storage: Option<&dyn eframe::Storage>) -> Self {
+        storage.and_then(|s| eframe::get_value(s, STORAGE_KEY)).unwrap_or_default()
+    }
+
+    /// Writes the settings for the next run (eframe calls this on exit and every 30 s).
+    pub fn store(&self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, STORAGE_KEY, self);
+    }
+
     pub fn push_recent(&mut self, path: &Path) {
         let path = path.to_path_buf();
         self.recent_files.retain(|p| *p != path);

@@ -11,7 +11,10 @@ use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 use super::names::UNetNames;
-use super::{LoraError, LoraFile, LoraWeights, apply_lora_files, collect_targets, restore};
+use super::{
+    LoraError, LoraFile, LoraWeights, apply_lora_files, collect_targets, repatch_lora_files,
+    restore,
+};
 use crate::checkpoint::TensorSource;
 use crate::config::{
     ModelArch, ModelConfig, SD1_CLIP_PREFIX, TextEncoderConfig, UNetConfig, VaeConfig,
@@ -66,6 +69,8 @@ pub struct LoraBench {
     pub patch_seconds: f64,
     /// `open_seconds + patch_seconds`.
     pub apply_seconds: f64,
+    /// Changing the weight of the applied LoRA (0.8 → 0.5): rewritten in place.
+    pub reweight_seconds: f64,
     pub restore_seconds: f64,
     pub patched_layers: usize,
     /// Whether every restored weight is the original tensor, bit for bit.
@@ -149,6 +154,10 @@ pub fn bench_apply_restore_sd15(
     let apply_seconds = open_seconds + patch_seconds;
     let patched_layers = applied.report().patched_layers;
     let start = Instant::now();
+    let applied =
+        repatch_lora_files(&mut model, &[(&file, LoraWeights::both(0.5))], Some(applied))?;
+    let reweight_seconds = start.elapsed().as_secs_f64();
+    let start = Instant::now();
     restore(&mut model, applied)?;
     let restore_seconds = start.elapsed().as_secs_f64();
 
@@ -170,6 +179,7 @@ pub fn bench_apply_restore_sd15(
         open_seconds,
         patch_seconds,
         apply_seconds,
+        reweight_seconds,
         restore_seconds,
         patched_layers,
         restored_bit_exact,

@@ -98,65 +98,80 @@ pub(crate) fn module_delta(
     factor: f64,
     transposed: bool,
 ) -> Result<Tensor, DeltaError> {
-    let out = target_dims.first().copied().unwrap_or(0);
-    let rest = target_dims.iter().skip(1).product::<usize>();
     let unusable = |e: candle_core::Error| DeltaError::Unusable(tensor_err(e));
-    let (delta, is_transposed) = match plain_lora(module, device, factor, transposed) {
-        Some(result) => result.map_err(DeltaError::Unusable)?,
-        None => {
-            let (updown, scale) = updown_and_scale(module, device).map_err(DeltaError::Unusable)?;
-            (updown.affine(scale * factor, 0.0).map_err(unusable)?, false)
-        }
-    };
-    let dims = if is_transposed { [rest, out] } else { [out, rest] };
-    let made = if is_transposed {
-        delta.dims().iter().rev().copied().collect()
-    } else {
-        delta.dims().to_vec()
-    };
-    if delta.dims() != dims {
-        return Err(DeltaError::Shape(format!(
-            "the module makes a [{}] difference; the model's layer has shape {target_dims:?}",
-            made.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-        )));
+    if let Some(factors) = module_factors(module, target_dims, device, factor, transposed) {
+        let (a, b) = factors?;
+        return a.matmul(&b).map_err(unusable);
     }
-    if transposed && !is_transposed {
+    let (out, rest) = matrix_dims(target_dims);
+    let (updown, scale) = updown_and_scale(module, device).map_err(DeltaError::Unusable)?;
+    let delta = updown.affine(scale * factor, 0.0).map_err(unusable)?;
+    if delta.dims() != [out, rest] {
+        return Err(shape_error(delta.dims(), target_dims));
+    }
+    if transposed {
         return delta.t().and_then(|d| d.contiguous()).map_err(unusable);
     }
     Ok(delta)
 }
 
-/// Plain (non-Tucker) LoRA: `factor·scale·up @ down`, or its transpose `down^T @ (factor·scale·up)^T`.
-/// `None` for every other module kind; the bool says whether the result is transposed.
-fn plain_lora(
+/// `[out, in·kh·kw]` of a weight shape.
+fn matrix_dims(target_dims: &[usize]) -> (usize, usize) {
+    (target_dims.first().copied().unwrap_or(0), target_dims.iter().skip(1).product::<usize>())
+}
+
+fn shape_error(made: &[usize], target_dims: &[usize]) -> DeltaError {
+    DeltaError::Shape(format!(
+        "the module makes a [{}] difference; the model's layer has shape {target_dims:?}",
+        made.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    ))
+}
+
+/// A plain (non-Tucker) LoRA module as two contiguous factors `(a, b)` whose product is its
+/// scaled difference: `a = factor·scale·up`, `b = down` (`[out, r]`, `[r, in·kh·kw]`), or with
+/// `transposed` `a = downᵀ`, `b = (factor·scale·up)ᵀ` (`[in·kh·kw, r]`, `[r, out]`). `None` for
+/// every other module kind. Callers multiply them row block by row block, so the full-size
+/// difference never has to exist on its own.
+pub(crate) fn module_factors(
     module: &ModuleTensors,
+    target_dims: &[usize],
     device: &Device,
     factor: f64,
     transposed: bool,
-) -> Option<Result<(Tensor, bool), Reason>> {
+) -> Option<Result<(Tensor, Tensor), DeltaError>> {
     let (up, down) = (module.get(Role::Up)?, module.get(Role::Down)?);
     if module.get(Role::Mid).is_some()
         || module.tensors.keys().any(|r| matches!(r, Role::Unsupported(_)))
     {
         return None;
     }
-    let run = || -> Result<(Tensor, bool), Reason> {
+    let run = || -> Result<(Tensor, Tensor), DeltaError> {
+        let unusable = |e: candle_core::Error| DeltaError::Unusable(tensor_err(e));
         let dim = down.dims().first().copied();
-        let s = scale(alpha(module)?, dim) * factor;
-        let up = matrix(&up.to_device(device).map_err(tensor_err)?)?;
-        let down = matrix(&down.to_device(device).map_err(tensor_err)?)?;
-        let up = up.affine(s, 0.0).map_err(tensor_err)?;
-        let (rank_up, rank_down) = (up.dims().get(1).copied(), down.dims().first().copied());
+        let s = scale(alpha(module).map_err(DeltaError::Unusable)?, dim) * factor;
+        let up = matrix(&up.to_device(device).map_err(unusable)?).map_err(DeltaError::Unusable)?;
+        let down =
+            matrix(&down.to_device(device).map_err(unusable)?).map_err(DeltaError::Unusable)?;
+        let up = up.affine(s, 0.0).map_err(unusable)?;
+        let (out, rank_up) = up.dims2().map_err(unusable)?;
+        let (rank_down, rest) = down.dims2().map_err(unusable)?;
         if rank_up != rank_down {
-            return Err(format!(
+            return Err(DeltaError::Unusable(format!(
                 "lora_up {:?} and lora_down {:?} have different ranks",
                 up.dims(),
                 down.dims()
-            ));
+            )));
         }
-        let product =
-            if transposed { down.t().and_then(|d| d.matmul(&up.t()?)) } else { up.matmul(&down) };
-        product.map(|p| (p, transposed)).map_err(tensor_err)
+        if (out, rest) != matrix_dims(target_dims) {
+            return Err(shape_error(&[out, rest], target_dims));
+        }
+        if transposed {
+            let a = down.t().and_then(|d| d.contiguous()).map_err(unusable)?;
+            let b = up.t().and_then(|u| u.contiguous()).map_err(unusable)?;
+            Ok((a, b))
+        } else {
+            Ok((up, down))
+        }
     };
     Some(run())
 }
