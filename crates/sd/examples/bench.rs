@@ -32,20 +32,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     if attention {
-        for (tokens, channels) in [(4096, 320), (16384, 640)] {
-            let (blocked, flash, diff) = bench_attention(tokens, channels)?;
+        for (tokens, channels, heads) in [(4096, 320, 8), (4096, 640, 10), (1024, 1280, 20)] {
+            let (ours, tensors, diff) = bench_attention(tokens, channels, heads)?;
             println!(
-                "{{\"attention\": \"{tokens} tokens x {channels} ch\", \"blocked_gemm_s\": {blocked:.3}, \
-                 \"candle_flash_s\": {flash:.3}, \"max_abs_diff\": {diff:e}}}"
+                "{{\"attention\": \"2x{tokens} tokens x {channels} ch / {heads} heads\", \
+                 \"in_place_s\": {ours:.3}, \"tensor_ops_s\": {tensors:.3}, \"max_abs_diff\": {diff:e}}}"
             );
         }
     }
     if conv {
         for (batch, channels, size) in [(2, 320, 64), (2, 1280, 16), (1, 128, 512)] {
-            let (ours, candle, diff) = bench_conv(batch, channels, size)?;
+            let (shifted, im2col, candle, diff) = bench_conv(batch, channels, size)?;
             println!(
-                "{{\"conv3x3\": \"{batch}x{channels}x{size}x{size}\", \"im2col_s\": {ours:.3}, \
-                 \"candle_s\": {candle:.3}, \"max_abs_diff\": {diff:e}}}"
+                "{{\"conv3x3\": \"{batch}x{channels}x{size}x{size}\", \"shifted_s\": {shifted:.3}, \
+                 \"im2col_s\": {im2col:.3}, \"candle_s\": {candle:.3}, \"max_abs_diff\": {diff:e}}}"
             );
         }
     }

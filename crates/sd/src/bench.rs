@@ -300,54 +300,44 @@ pub fn run_bench(
     Ok(entries)
 }
 
-/// Times one attention call of `tokens` queries/keys × `channels` with 64-channel heads (batch 1)
-/// with the blocked-query GEMM attention Pentimento uses and with candle-nn's CPU flash
-/// attention; returns (blocked seconds, flash seconds, max |difference|).
-pub fn bench_attention(tokens: usize, channels: usize) -> Result<(f64, f64, f32)> {
+/// Times one attention call of `tokens` queries/keys × `channels` in `heads` heads (batch 2, as
+/// with classifier-free guidance) with the in-place CPU attention Pentimento uses and with the
+/// same blocked algorithm in candle tensor operations (heads copied apart); returns (in-place
+/// seconds, tensor seconds, max |difference|).
+pub fn bench_attention(tokens: usize, channels: usize, heads: usize) -> Result<(f64, f64, f32)> {
     let device = Device::Cpu;
-    let heads = (channels / 64).max(1);
-    let head_dim = channels / heads;
-    let q = (random_normal(&[1, tokens, channels], 5, &device)? * 0.5)?;
-    let k = (random_normal(&[1, tokens, channels], 6, &device)? * 0.5)?;
-    let v = random_normal(&[1, tokens, channels], 7, &device)?;
+    let q = (random_normal(&[2, tokens, channels], 5, &device)? * 0.5)?;
+    let k = (random_normal(&[2, tokens, channels], 6, &device)? * 0.5)?;
+    let v = random_normal(&[2, tokens, channels], 7, &device)?;
     let start = Instant::now();
-    let blocked = crate::nn::attention(&q, &k, &v, heads, false)?;
-    let blocked_seconds = start.elapsed().as_secs_f64();
-    let split = |t: &Tensor| t.reshape((1, tokens, heads, head_dim));
-    let (q4, k4, v4) = (split(&q)?, split(&k)?, split(&v)?);
-    #[allow(clippy::cast_precision_loss, reason = "head sizes are small integers")]
-    let scale = 1.0 / (head_dim as f32).sqrt();
+    let ours = crate::nn::attention(&q, &k, &v, heads, false)?;
+    let ours_seconds = start.elapsed().as_secs_f64();
     let start = Instant::now();
-    let flash = candle_nn::attention::flash_attn::<f32>(
-        &q4,
-        &k4,
-        &v4,
-        scale,
-        candle_nn::attention::AttnMask::None,
-        None,
-        None,
-    )?;
-    let flash_seconds = start.elapsed().as_secs_f64();
-    // flash_attn returns (B, H, S, D).
-    let flash = flash.transpose(1, 2)?.contiguous()?.reshape((1, tokens, channels))?;
-    let diff = (blocked - flash)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-    Ok((blocked_seconds, flash_seconds, diff))
+    let tensors = crate::nn::attention_tensors(&q, &k, &v, heads, false)?;
+    let tensor_seconds = start.elapsed().as_secs_f64();
+    let diff = (ours - tensors)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+    Ok((ours_seconds, tensor_seconds, diff))
 }
 
 /// Times one 3×3 convolution (`channels` → `channels`, `[batch, channels, size, size]`) with
-/// Pentimento's im2col path and with candle's conv2d; returns (im2col s, candle s, max |diff|).
-pub fn bench_conv(batch: usize, channels: usize, size: usize) -> Result<(f64, f64, f32)> {
+/// Pentimento's shifted-view path, its im2col path and candle's conv2d; returns (shifted s,
+/// im2col s, candle s, max |shifted − candle|).
+pub fn bench_conv(batch: usize, channels: usize, size: usize) -> Result<(f64, f64, f64, f32)> {
     let device = Device::Cpu;
     let source = RandomWeights { seed: 9 };
     let weights = Weights::new(&source, DType::F32, device.clone());
     let conv = crate::nn::Conv2d::load(&weights.pp("conv"), channels, channels, 3, 1, 1)?;
     let x = random_normal(&[batch, channels, size, size], 8, &device)?;
     let start = Instant::now();
-    let ours = conv.forward_im2col(&x)?;
-    let ours_seconds = start.elapsed().as_secs_f64();
+    let shifted = conv.forward_shifted(&x)?;
+    let shifted_seconds = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let im2col = conv.forward_im2col(&x)?;
+    let im2col_seconds = start.elapsed().as_secs_f64();
+    drop(im2col);
     let start = Instant::now();
     let theirs = conv.forward_candle(&x)?;
     let candle_seconds = start.elapsed().as_secs_f64();
-    let diff = (ours - theirs)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-    Ok((ours_seconds, candle_seconds, diff))
+    let diff = (shifted - theirs)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+    Ok((shifted_seconds, im2col_seconds, candle_seconds, diff))
 }

@@ -8,7 +8,7 @@ use candle_nn::LayerNorm;
 use crate::checkpoint::Weights;
 use crate::config::{ClipActivation, ClipLayout, TextEncoderConfig};
 use crate::error::{Result, SdError};
-use crate::nn::{Linear, attention, layer_norm, quick_gelu};
+use crate::nn::{Linear, attention, gelu_erf, layer_norm, quick_gelu};
 
 /// The CLIP end-of-text token id.
 pub const EOS_TOKEN_ID: u32 = 49407;
@@ -243,7 +243,7 @@ impl TextEncoder {
             let h = layer.fc1.forward(&layer.norm2.forward(&x)?)?;
             let h = match self.config.activation {
                 ClipActivation::QuickGelu => quick_gelu(&h)?,
-                ClipActivation::Gelu => h.gelu_erf()?,
+                ClipActivation::Gelu => gelu_erf(&h)?,
             };
             x = (x + layer.fc2.forward(&h)?)?;
             states.push(x.clone());

@@ -10,6 +10,7 @@ pub mod embedding;
 pub mod error;
 pub mod library;
 pub mod lora;
+mod matmul;
 pub mod model;
 mod nn;
 pub mod prompt;

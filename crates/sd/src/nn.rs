@@ -36,9 +36,22 @@ impl Linear {
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_residual(x, None)
+    }
+
+    /// `forward(x) + residual` (`residual` has the output's shape); on CPU f32 the product is
+    /// accumulated onto the residual, so a transformer block's skip additions cost no pass.
+    pub(crate) fn forward_residual(&self, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let inp = x.dim(D::Minus1)?;
         let rows = x.elem_count() / inp.max(1);
+        if let Some(y) = self.forward_cpu_f32(x, rows, inp, residual)? {
+            let mut out_dims = dims;
+            if let Some(last) = out_dims.last_mut() {
+                *last = self.out_features;
+            }
+            return Ok(y.reshape(out_dims)?);
+        }
         let y = x.reshape((rows, inp))?.matmul(&self.weight_t)?;
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
@@ -48,7 +61,89 @@ impl Linear {
         if let Some(last) = out_dims.last_mut() {
             *last = self.out_features;
         }
-        Ok(y.reshape(out_dims)?)
+        let y = y.reshape(out_dims)?;
+        Ok(match residual {
+            Some(r) => (y + r)?,
+            None => y,
+        })
+    }
+}
+
+impl Linear {
+    /// The CPU f32 product written once: the output starts as the bias rows and the product is
+    /// accumulated onto them, instead of a product followed by a broadcast add into a second
+    /// full-size tensor.
+    fn forward_cpu_f32(
+        &self,
+        x: &Tensor,
+        rows: usize,
+        inp: usize,
+        residual: Option<&Tensor>,
+    ) -> Result<Option<Tensor>> {
+        use crate::matmul::{Mat, MatMut, Threads, matmul};
+        if !x.device().is_cpu()
+            || x.dtype() != DType::F32
+            || self.weight_t.dtype() != DType::F32
+            || residual.is_some_and(|r| {
+                r.dtype() != DType::F32 || r.elem_count() != rows * self.out_features
+            })
+        {
+            return Ok(None);
+        }
+        let residual = residual.map(Tensor::contiguous).transpose()?;
+        let residual_storage = residual.as_ref().map(Tensor::storage_and_layout);
+        let residual_values = match &residual_storage {
+            Some((storage, layout)) => match cpu_f32(storage, layout) {
+                Some(values) => Some(values),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        let x = x.contiguous()?;
+        let (x_storage, x_layout) = x.storage_and_layout();
+        let (w_storage, w_layout) = self.weight_t.storage_and_layout();
+        let (Some(input), Some(weight)) =
+            (cpu_f32(&x_storage, x_layout), cpu_f32(&w_storage, w_layout))
+        else {
+            return Ok(None);
+        };
+        let out = self.out_features;
+        let mut output = vec![0f32; rows * out];
+        let bias = match &self.bias {
+            Some(bias) => Some(bias.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?),
+            None => None,
+        };
+        if bias.as_ref().is_some_and(|b| b.len() != out) {
+            return Ok(None);
+        }
+        let accumulate = match (&bias, residual_values) {
+            (Some(bias), Some(residual)) => {
+                output.par_chunks_mut(out).zip(residual.par_chunks(out)).for_each(|(row, r)| {
+                    row.iter_mut().zip(bias).zip(r).for_each(|((o, b), r)| *o = b + r);
+                });
+                true
+            }
+            (Some(bias), None) => {
+                output.par_chunks_mut(out).for_each(|row| row.copy_from_slice(bias));
+                true
+            }
+            (None, Some(residual)) => {
+                output.par_chunks_mut(out).zip(residual.par_chunks(out)).for_each(|(row, r)| {
+                    row.copy_from_slice(r);
+                });
+                true
+            }
+            (None, None) => false,
+        };
+        matmul(
+            MatMut::row_major(&mut output, rows, out)?,
+            Mat::new(input, rows, inp, inp, 1)?,
+            Mat::new(weight, inp, out, out, 1)?,
+            1.0,
+            accumulate,
+            Threads::Pool,
+        )?;
+        Ok(Some(Tensor::from_vec(output, (rows, out), &Device::Cpu)?))
     }
 }
 
@@ -86,10 +181,294 @@ impl Conv2d {
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() && x.dtype() == DType::F32 && self.kernel > 1 {
-            return self.forward_im2col(x);
+        self.forward_add(x, None, None)
+    }
+
+    /// `conv(x) + channel_add + residual`, with the additions made while the convolution's
+    /// result is written (CPU f32, stride 1), so a residual block makes no separate full-size
+    /// passes for its time embedding and its skip connection. `channel_add`: `[B, c_out]`;
+    /// `residual`: the output's shape.
+    pub(crate) fn forward_add(
+        &self,
+        x: &Tensor,
+        channel_add: Option<&Tensor>,
+        residual: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 && self.stride == 1 {
+            let channel_add = match channel_add {
+                Some(t) => Some(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?),
+                None => None,
+            };
+            let residual = residual.map(Tensor::contiguous).transpose()?;
+            let residual_storage = residual.as_ref().map(Tensor::storage_and_layout);
+            let residual_values = match &residual_storage {
+                Some((storage, layout)) => match cpu_f32(storage, layout) {
+                    Some(values) => Some(values),
+                    None => {
+                        return self.forward_then_add(
+                            x,
+                            channel_add_tensor(channel_add.as_deref(), x)?,
+                            residual.as_ref(),
+                        );
+                    }
+                },
+                None => None,
+            };
+            let extras = Additions { channel: channel_add.as_deref(), residual: residual_values };
+            if self.kernel == 1 && self.padding == 0 {
+                return self.forward_pointwise(x, &extras);
+            }
+            if self.kernel > 1 {
+                return self.forward_shifted_with(x, &extras, 1);
+            }
         }
-        Ok(self.inner.forward(x)?)
+        let channel_add = match channel_add {
+            Some(t) => Some(t.unsqueeze(2)?.unsqueeze(3)?),
+            None => None,
+        };
+        self.forward_then_add(x, channel_add, residual)
+    }
+
+    fn forward_then_add(
+        &self,
+        x: &Tensor,
+        channel_add: Option<Tensor>,
+        residual: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let mut y = if x.device().is_cpu() && x.dtype() == DType::F32 && self.kernel > 1 {
+            self.forward_im2col(x)?
+        } else {
+            self.inner.forward(x)?
+        };
+        if let Some(add) = channel_add {
+            y = y.broadcast_add(&add.to_dtype(y.dtype())?)?;
+        }
+        if let Some(residual) = residual {
+            y = (y + residual)?;
+        }
+        Ok(y)
+    }
+
+    /// A 1×1 convolution as one matrix product per image read straight from the NCHW input,
+    /// the output starting as bias (plus additions) and the product accumulated onto it.
+    fn forward_pointwise(&self, x: &Tensor, extras: &Additions<'_>) -> Result<Tensor> {
+        use crate::matmul::{Mat, MatMut, Threads, matmul};
+        let (batch, c_in, height, width) = x.dims4()?;
+        let c_out = self.weight_2d.dim(0)?;
+        let plane = height * width;
+        let x = x.contiguous()?;
+        let weight = self.weight_2d.contiguous()?;
+        let (storage, layout) = x.storage_and_layout();
+        let (w_storage, w_layout) = weight.storage_and_layout();
+        let (Some(input), Some(kernel)) =
+            (cpu_f32(&storage, layout), cpu_f32(&w_storage, w_layout))
+        else {
+            return self.forward_then_add(&x, None, None);
+        };
+        if self.weight_2d.dim(1)? != c_in || !extras.fits(batch, c_out, plane) {
+            return Err(crate::SdError::Candle(candle_core::Error::Msg(
+                "1×1 convolution of mismatched shapes".into(),
+            )));
+        }
+        let bias = self.bias_f32()?;
+        let mut output = vec![0f32; batch * c_out * plane];
+        output.par_chunks_mut(plane).enumerate().for_each(|(i, out_plane)| {
+            let (image, co) = (i / c_out.max(1), i % c_out.max(1));
+            let add = bias.get(co).copied().unwrap_or(0.0) + extras.channel_value(image, co, c_out);
+            match extras.residual.and_then(|r| r.get(i * plane..(i + 1) * plane)) {
+                Some(r) => out_plane.iter_mut().zip(r).for_each(|(o, r)| *o = add + r),
+                None => out_plane.fill(add),
+            }
+        });
+        for (image, out_image) in
+            input.chunks_exact(c_in * plane).zip(output.chunks_exact_mut(c_out * plane))
+        {
+            matmul(
+                MatMut::row_major(out_image, c_out, plane)?,
+                Mat::new(kernel, c_out, c_in, c_in, 1)?,
+                Mat::new(image, c_in, plane, plane, 1)?,
+                1.0,
+                true,
+                Threads::Pool,
+            )?;
+        }
+        Ok(Tensor::from_vec(output, (batch, c_out, height, width), &Device::Cpu)?)
+    }
+
+    fn bias_f32(&self) -> Result<Vec<f32>> {
+        let c_out = self.weight_2d.dim(0)?;
+        Ok(match self.inner.bias() {
+            Some(b) => b.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
+            None => vec![0f32; c_out],
+        })
+    }
+
+    /// A stride-1 convolution as k² accumulated matrix products over shifted views of one
+    /// zero-padded strip of input rows, with no patch matrix at all.
+    ///
+    /// With the strip stored at the padded width `Wp`, the input under kernel tap `(ky, kx)`
+    /// for every output pixel of the tile is the strip read from offset `ky·Wp + kx` on: a plain
+    /// `[c_in, rows·Wp]` view. The products therefore run over `rows·Wp` "virtual" output
+    /// columns, of which the last `k − 1` per row straddle two rows and are dropped when the
+    /// tile is copied (with the bias) into the NCHW output. Each strip is copied from the input
+    /// once, where im2col writes and re-reads k² copies of it.
+    ///
+    /// Strips hold about [`STRIP_ELEMENTS`] values (in a core's cache while the k² products
+    /// read them) and at least one output row.
+    pub(crate) fn forward_shifted(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_shifted_with(x, &Additions::default(), 1)
+    }
+
+    /// The convolution of `x` upsampled 2× by nearest neighbour (the VAE decoder's and the
+    /// UNet's upsamplers), without making the 4× larger upsampled tensor: the strips are filled
+    /// from the small input directly.
+    pub(crate) fn forward_upsampled_2x(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 && self.stride == 1 && self.kernel > 1 {
+            return self.forward_shifted_with(x, &Additions::default(), 2);
+        }
+        let (_, _, h, w) = x.dims4()?;
+        self.forward(&x.upsample_nearest2d(2 * h, 2 * w)?)
+    }
+
+    /// `upsample`: 1, or 2 to convolve the nearest-neighbour 2× upsampling of `x`.
+    fn forward_shifted_with(
+        &self,
+        x: &Tensor,
+        extras: &Additions<'_>,
+        upsample: usize,
+    ) -> Result<Tensor> {
+        use crate::matmul::{Mat, MatMut, Threads, matmul};
+        const STRIP_ELEMENTS: usize = 512 * 1024;
+        let (batch, c_in, src_h, src_w) = x.dims4()?;
+        let (height, width) = (src_h * upsample, src_w * upsample);
+        let (k, pad) = (self.kernel, self.padding);
+        let c_out = self.weight_2d.dim(0)?;
+        if self.stride != 1
+            || self.weight_2d.dim(1)? != c_in * k * k
+            || height + 2 * pad < k
+            || width + 2 * pad < k
+            || !(upsample == 1
+                || upsample == 2 && extras.channel.is_none() && extras.residual.is_none())
+        {
+            let x = if upsample == 1 { x.clone() } else { x.upsample_nearest2d(height, width)? };
+            return self.forward_then_add(&x, channel_add_tensor(extras.channel, &x)?, None);
+        }
+        let (padded_w, out_h, out_w) =
+            (width + 2 * pad, height + 2 * pad + 1 - k, width + 2 * pad + 1 - k);
+        let x = x.contiguous()?;
+        let (storage, layout) = x.storage_and_layout();
+        let weight = self.weight_2d.contiguous()?;
+        let (w_storage, w_layout) = weight.storage_and_layout();
+        let (Some(input), Some(kernel)) =
+            (cpu_f32(&storage, layout), cpu_f32(&w_storage, w_layout))
+        else {
+            return Err(crate::SdError::Candle(candle_core::Error::Msg(
+                "convolution input is not contiguous f32".into(),
+            )));
+        };
+        if !extras.fits(batch, c_out, out_h * out_w) {
+            return Err(crate::SdError::Candle(candle_core::Error::Msg(
+                "convolution additions of mismatched shapes".into(),
+            )));
+        }
+        let bias = self.bias_f32()?;
+        let plane = src_h * src_w;
+        let rows_per_tile =
+            (STRIP_ELEMENTS / (c_in * padded_w).max(1)).saturating_sub(k - 1).clamp(1, out_h);
+        let mut output = vec![0f32; batch * c_out * out_h * out_w];
+        let mut strip = Vec::new();
+        let mut tile = Vec::new();
+        let out_plane_len = out_h * out_w;
+        for (image_index, (image, out_image)) in input
+            .chunks_exact(c_in * plane)
+            .zip(output.chunks_exact_mut(c_out * out_plane_len))
+            .enumerate()
+        {
+            let mut row0 = 0;
+            while row0 < out_h {
+                let rows = rows_per_tile.min(out_h - row0);
+                // Input rows row0 − pad .. row0 − pad + rows + k − 1, zero outside the image,
+                // plus k − 1 values so the last tap's view of the last channel stays inside.
+                let strip_rows = rows + k - 1;
+                let strip_plane = strip_rows * padded_w;
+                strip.clear();
+                strip.resize(c_in * strip_plane + k - 1, 0.0);
+                strip.par_chunks_mut(strip_plane).take(c_in).enumerate().for_each(|(c, dst)| {
+                    let src = image.get(c * plane..(c + 1) * plane).unwrap_or_default();
+                    for (r, dst_row) in dst.chunks_exact_mut(padded_w).enumerate() {
+                        let Some(iy) = (row0 + r).checked_sub(pad).filter(|&iy| iy < height) else {
+                            continue;
+                        };
+                        let sy = iy / upsample;
+                        let (Some(d), Some(s)) = (
+                            dst_row.get_mut(pad..pad + width),
+                            src.get(sy * src_w..(sy + 1) * src_w),
+                        ) else {
+                            continue;
+                        };
+                        if upsample == 1 {
+                            d.copy_from_slice(s);
+                        } else {
+                            for (pair, &v) in d.chunks_exact_mut(2).zip(s) {
+                                pair.fill(v);
+                            }
+                        }
+                    }
+                });
+                let columns = rows * padded_w;
+                tile.resize(c_out * columns, 0.0);
+                for tap in 0..k * k {
+                    let (ky, kx) = (tap / k, tap % k);
+                    let shifted = strip.get(ky * padded_w + kx..).unwrap_or_default();
+                    matmul(
+                        MatMut::row_major(&mut tile, c_out, columns)?,
+                        Mat::new(
+                            kernel.get(tap..).unwrap_or_default(),
+                            c_out,
+                            c_in,
+                            c_in * k * k,
+                            k * k,
+                        )?,
+                        Mat::new(shifted, c_in, columns, strip_plane, 1)?,
+                        1.0,
+                        tap > 0,
+                        Threads::Pool,
+                    )?;
+                }
+                out_image
+                    .par_chunks_mut(out_plane_len)
+                    .zip(tile.par_chunks(columns))
+                    .enumerate()
+                    .for_each(|(co, (out_plane, values))| {
+                        let add = bias.get(co).copied().unwrap_or(0.0)
+                            + extras.channel_value(image_index, co, c_out);
+                        let span = row0 * out_w..(row0 + rows) * out_w;
+                        let plane_start = (image_index * c_out + co) * out_plane_len;
+                        let residual = extras
+                            .residual
+                            .and_then(|r| r.get(plane_start + span.start..plane_start + span.end));
+                        let dst = out_plane.get_mut(span).unwrap_or_default();
+                        let rows_out =
+                            dst.chunks_exact_mut(out_w).zip(values.chunks_exact(padded_w));
+                        match residual {
+                            Some(residual) => {
+                                for ((d, v), r) in rows_out.zip(residual.chunks_exact(out_w)) {
+                                    for ((d, v), r) in d.iter_mut().zip(v).zip(r) {
+                                        *d = v + add + r;
+                                    }
+                                }
+                            }
+                            None => {
+                                for (d, v) in rows_out {
+                                    d.iter_mut().zip(v).for_each(|(d, v)| *d = v + add);
+                                }
+                            }
+                        }
+                    });
+                row0 += rows;
+            }
+        }
+        Ok(Tensor::from_vec(output, (batch, c_out, out_h, out_w), x.device())?)
     }
 
     /// The im2col convolution: per image and per tile of output rows, the patch matrix
@@ -188,6 +567,34 @@ impl Conv2d {
     pub(crate) fn forward_candle(&self, x: &Tensor) -> Result<Tensor> {
         Ok(self.inner.forward(x)?)
     }
+}
+
+/// What [`Conv2d::forward_add`] adds to a CPU f32 convolution's result as it writes it.
+#[derive(Default)]
+struct Additions<'a> {
+    /// `[B, c_out]`, one value per image and output channel.
+    channel: Option<&'a [f32]>,
+    /// `[B, c_out, H, W]`, the output's shape.
+    residual: Option<&'a [f32]>,
+}
+
+impl Additions<'_> {
+    fn fits(&self, batch: usize, c_out: usize, plane: usize) -> bool {
+        self.channel.is_none_or(|c| c.len() == batch * c_out)
+            && self.residual.is_none_or(|r| r.len() == batch * c_out * plane)
+    }
+
+    fn channel_value(&self, image: usize, co: usize, c_out: usize) -> f32 {
+        self.channel.and_then(|c| c.get(image * c_out + co)).copied().unwrap_or(0.0)
+    }
+}
+
+/// `[B, c_out]` values as a `[B, c_out, 1, 1]` tensor for the broadcasting fallback.
+fn channel_add_tensor(values: Option<&[f32]>, x: &Tensor) -> Result<Option<Tensor>> {
+    let Some(values) = values else { return Ok(None) };
+    let batch = x.dim(0)?;
+    let c_out = values.len() / batch.max(1);
+    Ok(Some(Tensor::from_vec(values.to_vec(), (batch, c_out, 1, 1), x.device())?))
 }
 
 /// The values of a contiguous f32 CPU tensor, read in place (no copy); `None` for other
@@ -325,6 +732,29 @@ pub(crate) fn attention(
     heads: usize,
     causal: bool,
 ) -> Result<Tensor> {
+    let (batch, _, width) = q.dims3()?;
+    let head_dim = width / heads.max(1);
+    if q.device().is_cpu()
+        && [q, k, v].iter().all(|t| t.dtype() == DType::F32)
+        && head_dim * heads == width
+        && k.dims() == v.dims()
+        && k.dim(0)? == batch
+        && k.dim(2)? == width
+    {
+        return attention_cpu_f32(q, k, v, heads, causal);
+    }
+    attention_tensors(q, k, v, heads, causal)
+}
+
+/// [`attention`] in candle tensor operations, for every device and dtype: heads copied apart,
+/// query blocks bounded by [`SCORE_BLOCK_ELEMENTS`].
+pub(crate) fn attention_tensors(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    causal: bool,
+) -> Result<Tensor> {
     let (batch, n_q, width) = q.dims3()?;
     let n_k = k.dim(1)?;
     let head_dim = width / heads.max(1);
@@ -361,6 +791,99 @@ pub(crate) fn attention(
         .transpose(1, 2)?
         .contiguous()?
         .reshape((batch, n_q, width))?)
+}
+
+/// Query rows per block of the CPU attention: a block's scores (`rows × keys`) stay near
+/// [`CPU_SCORE_BLOCK_ELEMENTS`] (1 MiB, in a core's L2 cache while the softmax and the second
+/// product read them back), with at least [`CPU_MIN_BLOCK_ROWS`] rows for the products' sake.
+const CPU_SCORE_BLOCK_ELEMENTS: usize = 256 * 1024;
+const CPU_MIN_BLOCK_ROWS: usize = 32;
+
+/// [`attention`] on CPU f32 without a single copy of q, k or v: each head is a strided view of
+/// the `[B, N, H·d]` activations, fed straight to the matrix products (the scale folded into
+/// the first), the scores of one block of query rows live in a per-thread buffer, and each
+/// head's output is written into its columns of the `[B, N, H·d]` result. One block of rows
+/// (all heads) per task, so the threads never share a buffer or an output row.
+fn attention_cpu_f32(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    causal: bool,
+) -> Result<Tensor> {
+    use crate::matmul::{Mat, MatMut, Threads, matmul};
+    let (batch, n_q, width) = q.dims3()?;
+    let n_k = k.dim(1)?;
+    let head_dim = width / heads.max(1);
+    let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+    let (q_storage, q_layout) = q.storage_and_layout();
+    let (k_storage, k_layout) = k.storage_and_layout();
+    let (v_storage, v_layout) = v.storage_and_layout();
+    let (Some(q_all), Some(k_all), Some(v_all)) = (
+        cpu_f32(&q_storage, q_layout),
+        cpu_f32(&k_storage, k_layout),
+        cpu_f32(&v_storage, v_layout),
+    ) else {
+        return Err(crate::SdError::Candle(candle_core::Error::Msg(
+            "attention inputs are not contiguous f32".into(),
+        )));
+    };
+    #[allow(clippy::cast_precision_loss, reason = "head sizes are small integers")]
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let rows_per_block = (CPU_SCORE_BLOCK_ELEMENTS / n_k.max(1)).max(CPU_MIN_BLOCK_ROWS).min(n_q);
+    let mut output = vec![0f32; batch * n_q * width];
+    if n_q == 0 || n_k == 0 || width == 0 {
+        return Ok(Tensor::from_vec(output, (batch, n_q, width), &Device::Cpu)?);
+    }
+    // (image, first query row, output rows of the block).
+    let mut blocks = Vec::new();
+    for (image, image_out) in output.chunks_mut(n_q * width).enumerate() {
+        for (b, block_out) in image_out.chunks_mut(rows_per_block * width).enumerate() {
+            blocks.push((image, b * rows_per_block, block_out));
+        }
+    }
+    // With fewer blocks than threads, let each product use the pool instead.
+    let threads =
+        if blocks.len() >= rayon::current_num_threads() { Threads::One } else { Threads::Pool };
+    blocks.into_par_iter().try_for_each_init(Vec::new, |scores: &mut Vec<f32>, block| {
+        let (image, row0, block_out) = block;
+        let rows = block_out.len() / width;
+        scores.resize(rows * n_k, 0.0);
+        let q_image = q_all.get(image * n_q * width..).unwrap_or_default();
+        let k_image = k_all.get(image * n_k * width..).unwrap_or_default();
+        let v_image = v_all.get(image * n_k * width..).unwrap_or_default();
+        for head in 0..heads {
+            let column = head * head_dim;
+            let q_head = q_image.get(row0 * width + column..).unwrap_or_default();
+            let k_head = k_image.get(column..).unwrap_or_default();
+            let v_head = v_image.get(column..).unwrap_or_default();
+            matmul(
+                MatMut::row_major(scores, rows, n_k)?,
+                Mat::new(q_head, rows, head_dim, width, 1)?,
+                Mat::new(k_head, n_k, head_dim, width, 1)?.t(),
+                scale,
+                false,
+                threads,
+            )?;
+            for (r, row) in scores.chunks_exact_mut(n_k).enumerate() {
+                if causal {
+                    row.iter_mut().skip(row0 + r + 1).for_each(|s| *s = f32::NEG_INFINITY);
+                }
+                softmax_row(row);
+            }
+            let out_head = block_out.get_mut(column..).unwrap_or_default();
+            matmul(
+                MatMut::new(out_head, rows, head_dim, width, 1)?,
+                Mat::new(scores, rows, n_k, n_k, 1)?,
+                Mat::new(v_head, n_k, head_dim, width, 1)?,
+                1.0,
+                false,
+                threads,
+            )?;
+        }
+        Ok::<(), crate::SdError>(())
+    })?;
+    Ok(Tensor::from_vec(output, (batch, n_q, width), &Device::Cpu)?)
 }
 
 /// Softmax over the last dimension. A contiguous f32 CPU tensor (a block of fresh attention
@@ -475,9 +998,96 @@ fn causal_mask(n_q: usize, n_k: usize, dtype: DType, device: &Device) -> Result<
     Ok(Tensor::from_vec(values, (n_q, n_k), device)?.to_dtype(dtype)?)
 }
 
+/// GEGLU over the last dimension: the first half of `h` times the exact GELU of its second
+/// half. On CPU f32 one pass writes the result (half the width) straight from `h`, with an erf
+/// the compiler vectorises; candle's path makes two strided copies and calls libm's scalar
+/// erf for every element.
+pub(crate) fn geglu(h: &Tensor) -> Result<Tensor> {
+    let width = h.dims().last().copied().unwrap_or(0);
+    let half = width / 2;
+    if h.device().is_cpu() && h.dtype() == DType::F32 && half > 0 && width % 2 == 0 {
+        let h = h.contiguous()?;
+        let (storage, layout) = h.storage_and_layout();
+        if let Some(values) = cpu_f32(&storage, layout) {
+            let mut output = vec![0f32; values.len() / 2];
+            output.par_chunks_mut(half).zip(values.par_chunks(width)).for_each(|(out, row)| {
+                let (value, gate) = row.split_at(half);
+                for ((o, &x), &g) in out.iter_mut().zip(value).zip(gate) {
+                    *o = x * gelu_erf_f32(g);
+                }
+            });
+            let mut dims = h.dims().to_vec();
+            if let Some(last) = dims.last_mut() {
+                *last = half;
+            }
+            return Ok(Tensor::from_vec(output, dims, &Device::Cpu)?);
+        }
+    }
+    let axis = h.rank().saturating_sub(1);
+    Ok((h.narrow(axis, 0, half)? * h.narrow(axis, half, half)?.gelu_erf()?)?)
+}
+
+/// `x · Φ(x)`, the exact (erf) GELU.
+#[inline(always)]
+fn gelu_erf_f32(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// `erf(x)` in f32 as a branch-free rational function (odd degree-13 over even degree-8
+/// polynomial on [−4, 4], where erf reaches ±1 in f32), so loops over it vectorise; within
+/// about 1e-7 of libm's `erff`.
+#[inline(always)]
+fn erf_f32(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = -2.726_142_3e-10_f32;
+    p = p * x2 + 2.770_681_4e-8;
+    p = p * x2 - 2.101_024e-6;
+    p = p * x2 - 5.692_506_4e-5;
+    p = p * x2 - 7.349_906_3e-4;
+    p = p * x2 - 2.954_600_1e-3;
+    p = p * x2 - 1.609_603_3e-2;
+    let mut q = -1.456_607_2e-5_f32;
+    q = q * x2 - 2.133_740_6e-4;
+    q = q * x2 - 1.682_827e-3;
+    q = q * x2 - 7.373_329e-3;
+    q = q * x2 - 1.426_473_9e-2;
+    x * p / q
+}
+
 /// `x · sigmoid(1.702 x)`, the activation of OpenAI's CLIP (Hugging Face layout).
 pub(crate) fn quick_gelu(x: &Tensor) -> Result<Tensor> {
+    if let Some(y) = map_cpu_f32(x, |v| v / (1.0 + exp_f32(-1.702 * v)))? {
+        return Ok(y);
+    }
     Ok((x * candle_nn::ops::sigmoid(&(x * 1.702)?)?)?)
+}
+
+/// The exact (erf) GELU, the activation of OpenCLIP's text encoder.
+pub(crate) fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if let Some(y) = map_cpu_f32(x, gelu_erf_f32)? {
+        return Ok(y);
+    }
+    Ok(x.gelu_erf()?)
+}
+
+/// `f` applied to every value of a CPU f32 tensor in one parallel pass into a new tensor;
+/// `None` for other devices and dtypes.
+fn map_cpu_f32(x: &Tensor, f: impl Fn(f32) -> f32 + Sync) -> Result<Option<Tensor>> {
+    if !x.device().is_cpu() || x.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    let x = x.contiguous()?;
+    let (storage, layout) = x.storage_and_layout();
+    let Some(values) = cpu_f32(&storage, layout) else {
+        return Ok(None);
+    };
+    let mut output = vec![0f32; values.len()];
+    const CHUNK: usize = 16 * 1024;
+    output.par_chunks_mut(CHUNK).zip(values.par_chunks(CHUNK)).for_each(|(out, inp)| {
+        out.iter_mut().zip(inp).for_each(|(o, &v)| *o = f(v));
+    });
+    Ok(Some(Tensor::from_vec(output, x.dims(), &Device::Cpu)?))
 }
 
 /// A layer whose weight LoRA patching replaces (and later puts back) without reloading anything.
@@ -573,5 +1183,110 @@ mod tests {
         let p = softmax_last_dim(masked).unwrap().to_vec2::<f32>().unwrap();
         assert_eq!(p[0][1], 0.0);
         assert!((p[0][0] + p[0][2] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn in_place_cpu_attention_matches_the_tensor_version() {
+        let dev = Device::Cpu;
+        // Self-attention with several blocks of rows (incl. a partial one), cross-attention
+        // with few keys, one head of 512, and causal text attention.
+        for (batch, n_q, n_k, width, heads, causal) in [
+            (2, 700, 700, 64, 4, false),
+            (2, 300, 77, 80, 2, false),
+            (1, 130, 130, 512, 1, false),
+            (2, 77, 77, 96, 3, true),
+        ] {
+            let q = Tensor::randn(0f32, 1.0, (batch, n_q, width), &dev).unwrap();
+            let k = Tensor::randn(0f32, 1.0, (batch, n_k, width), &dev).unwrap();
+            let v = Tensor::randn(0f32, 1.0, (batch, n_k, width), &dev).unwrap();
+            let want = attention_tensors(&q, &k, &v, heads, causal).unwrap();
+            let got = attention(&q, &k, &v, heads, causal).unwrap();
+            let diff: f32 =
+                (got - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            assert!(diff < 1e-5, "{batch}×{n_q}×{n_k}×{width}/{heads} causal {causal}: {diff}");
+        }
+    }
+
+    #[test]
+    fn vectorisable_gelu_and_geglu_match_candle() {
+        let xs: Vec<f32> = (0..12_000).map(|i| -9.0 + i as f32 * 0.0015).collect();
+        let want = Tensor::new(xs.as_slice(), &Device::Cpu).unwrap().gelu_erf().unwrap();
+        for (x, want) in xs.iter().zip(want.to_vec1::<f32>().unwrap()) {
+            let got = gelu_erf_f32(*x);
+            assert!((got - want).abs() <= 4e-7 * x.abs().max(1.0), "gelu({x}) {got} vs {want}");
+        }
+        let h = Tensor::randn(0f32, 3.0, (2, 5, 2 * 37), &Device::Cpu).unwrap();
+        let want = (h.narrow(2, 0, 37).unwrap() * h.narrow(2, 37, 37).unwrap().gelu_erf().unwrap())
+            .unwrap();
+        let got = geglu(&h).unwrap();
+        let diff: f32 =
+            (got - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        assert!(diff < 1e-5, "{diff}");
+    }
+
+    #[test]
+    fn shifted_and_im2col_convolutions_match_candle() {
+        let dev = Device::Cpu;
+        // Odd sizes, one-row and one-column images, padding 0 and 1, kernels 3 and 2, and a
+        // strip much smaller than the image (many tiles).
+        for (batch, c_in, c_out, h, w, k, pad) in [
+            (2, 5, 7, 9, 11, 3, 1),
+            (1, 3, 4, 1, 6, 3, 1),
+            (1, 3, 4, 6, 1, 3, 1),
+            (1, 4, 3, 8, 7, 3, 0),
+            (1, 6, 5, 5, 5, 2, 0),
+            (1, 64, 8, 90, 97, 3, 1),
+            (2, 6, 9, 5, 7, 1, 0),
+        ] {
+            let weight = Tensor::randn(0f32, 0.2, (c_out, c_in, k, k), &dev).unwrap();
+            let bias = Tensor::randn(0f32, 0.2, c_out, &dev).unwrap();
+            let inner = candle_nn::Conv2d::new(
+                weight.clone(),
+                Some(bias),
+                Conv2dConfig { padding: pad, stride: 1, ..Conv2dConfig::default() },
+            );
+            let conv = Conv2d {
+                inner,
+                weight_2d: weight.reshape((c_out, c_in * k * k)).unwrap(),
+                kernel: k,
+                stride: 1,
+                padding: pad,
+            };
+            let x = Tensor::randn(0f32, 1.0, (batch, c_in, h, w), &dev).unwrap();
+            let want = conv.forward_candle(&x).unwrap();
+            let (_, _, h2, w2) = (batch, c_in, 2 * h, 2 * w);
+            let up = x.upsample_nearest2d(h2, w2).unwrap();
+            let want_up = conv.forward_candle(&up).unwrap();
+            let got_up = conv.forward_upsampled_2x(&x).unwrap();
+            let diff: f32 =
+                (got_up - &want_up).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+            assert!(diff < 1e-4, "upsampled {batch}×{c_in}→{c_out}×{h}×{w} k{k} p{pad}: {diff}");
+            let skip = Tensor::randn(0f32, 1.0, want.dims(), &dev).unwrap();
+            let per_channel = Tensor::randn(0f32, 1.0, (batch, c_out), &dev).unwrap();
+            let want_sum = want
+                .broadcast_add(&per_channel.unsqueeze(2).unwrap().unsqueeze(3).unwrap())
+                .unwrap()
+                .add(&skip)
+                .unwrap();
+            let got_sum = conv.forward_add(&x, Some(&per_channel), Some(&skip)).unwrap();
+            let diff: f32 = (got_sum - &want_sum)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            assert!(
+                diff < 1e-4,
+                "with additions {batch}×{c_in}→{c_out}×{h}×{w} k{k} p{pad}: {diff}"
+            );
+            for got in [conv.forward_shifted(&x).unwrap(), conv.forward_im2col(&x).unwrap()] {
+                assert_eq!(got.dims(), want.dims());
+                let diff: f32 =
+                    (got - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+                assert!(diff < 1e-4, "{batch}×{c_in}→{c_out}×{h}×{w} k{k} p{pad}: {diff}");
+            }
+        }
     }
 }

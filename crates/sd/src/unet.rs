@@ -7,7 +7,7 @@ use candle_nn::LayerNorm;
 use crate::checkpoint::Weights;
 use crate::config::UNetConfig;
 use crate::error::{Result, SdError};
-use crate::nn::{Conv2d, GroupNorm32, Linear, attention, group_norm, layer_norm};
+use crate::nn::{Conv2d, GroupNorm32, Linear, attention, geglu, group_norm, layer_norm};
 
 /// Sinusoidal embedding `[cos(t·f), sin(t·f)]`, `f_i = exp(-ln(10000)·i/half)`, as LDM's
 /// `timestep_embedding` computes it in float32. `t`: `[B]` float timesteps; returns `[B, dim]`.
@@ -66,15 +66,14 @@ impl ResBlock {
     }
 
     fn forward(&self, x: &Tensor, emb_silu: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&self.norm1.forward_silu(x)?)?;
-        let e = self.emb.forward(emb_silu)?.unsqueeze(2)?.unsqueeze(3)?;
-        let h = h.broadcast_add(&e)?;
-        let h = self.conv2.forward(&self.norm2.forward_silu(&h)?)?;
+        // The time embedding and the skip connection are added as the convolutions write.
+        let e = self.emb.forward(emb_silu)?;
+        let h = self.conv1.forward_add(&self.norm1.forward_silu(x)?, Some(&e), None)?;
         let skip = match &self.skip {
             Some(conv) => conv.forward(x)?,
             None => x.clone(),
         };
-        Ok((skip + h)?)
+        self.conv2.forward_add(&self.norm2.forward_silu(&h)?, None, Some(&skip))
     }
 }
 
@@ -97,11 +96,12 @@ impl CrossAttention {
         })
     }
 
-    fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
+    /// `residual + attention(x, context)`, the residual added as the output projection writes.
+    fn forward(&self, x: &Tensor, context: &Tensor, residual: &Tensor) -> Result<Tensor> {
         let q = self.q.forward(x)?;
         let k = self.k.forward(context)?;
         let v = self.v.forward(context)?;
-        self.out.forward(&attention(&q, &k, &v, self.heads, false)?)
+        self.out.forward_residual(&attention(&q, &k, &v, self.heads, false)?, Some(residual))
     }
 }
 
@@ -131,13 +131,12 @@ impl TransformerBlock {
 
     fn forward(&self, x: &Tensor, context: &Tensor) -> Result<Tensor> {
         let h = self.norm1.forward(x)?;
-        let x = (x + self.attn1.forward(&h, &h)?)?;
-        let x = (&x + self.attn2.forward(&self.norm2.forward(&x)?, context)?)?;
+        let x = self.attn1.forward(&h, &h, x)?;
+        let x = self.attn2.forward(&self.norm2.forward(&x)?, context, &x)?;
         // GEGLU: first half is the value, second half the gate through exact GELU.
         let h = self.ff_in.forward(&self.norm3.forward(&x)?)?;
-        let half = h.dim(2)? / 2;
-        let h = (h.narrow(2, 0, half)? * h.narrow(2, half, half)?.gelu_erf()?)?;
-        Ok((x + self.ff_out.forward(&h)?)?)
+        let h = geglu(&h)?;
+        self.ff_out.forward_residual(&h, Some(&x))
     }
 }
 
@@ -219,7 +218,11 @@ impl Layer {
             Self::Up(conv) => {
                 let (_, _, h, w) = x.dims4()?;
                 let (th, tw) = up_size.unwrap_or((2 * h, 2 * w));
-                conv.forward(&x.upsample_nearest2d(th, tw)?)
+                if (th, tw) == (2 * h, 2 * w) {
+                    conv.forward_upsampled_2x(x)
+                } else {
+                    conv.forward(&x.upsample_nearest2d(th, tw)?)
+                }
             }
         }
     }

@@ -35,12 +35,12 @@ impl ResnetBlock {
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.conv1.forward(&self.norm1.forward_silu(x)?)?;
-        let h = self.conv2.forward(&self.norm2.forward_silu(&h)?)?;
         let skip = match &self.shortcut {
             Some(conv) => conv.forward(x)?,
             None => x.clone(),
         };
-        Ok((skip + h)?)
+        // The skip connection is added as the second convolution writes its result.
+        self.conv2.forward_add(&self.norm2.forward_silu(&h)?, None, Some(&skip))
     }
 }
 
@@ -241,8 +241,7 @@ impl Vae {
                 h = block.forward(&h)?;
             }
             if let Some(conv) = &level.resample {
-                let (_, _, hh, ww) = h.dims4()?;
-                h = conv.forward(&h.upsample_nearest2d(2 * hh, 2 * ww)?)?;
+                h = conv.forward_upsampled_2x(&h)?;
             }
         }
         self.dec_conv_out.forward(&self.dec_norm.forward_silu(&h)?)
