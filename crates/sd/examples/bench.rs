@@ -41,7 +41,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     if conv {
-        for (batch, channels, size) in [(2, 320, 64), (2, 1280, 16), (1, 128, 512)] {
+        for (batch, channels, size) in [
+            (2, 320, 64),
+            (2, 1280, 16),
+            (2, 320, 128),
+            (2, 640, 32),
+            (1, 512, 128),
+            (1, 256, 256),
+            (1, 128, 512),
+        ] {
             let (shifted, im2col, candle, diff) = bench_conv(batch, channels, size)?;
             println!(
                 "{{\"conv3x3\": \"{batch}x{channels}x{size}x{size}\", \"shifted_s\": {shifted:.3}, \
