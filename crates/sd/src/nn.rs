@@ -639,6 +639,121 @@ fn cpu_f32<'a>(
     }
 }
 
+/// Runs a kernel compiled for the widest vector unit this CPU has (AVX-512 or AVX2+FMA on
+/// x86-64, detected at run time by pulp, the dispatcher gemm uses). The crate is built for
+/// baseline x86-64, where these loops would get 4-wide SSE. Each kernel is a struct whose
+/// `with_simd` and helpers are `#[inline(always)]`, so their loops are compiled inside the
+/// dispatched, feature-enabled function (a closure body would stay a baseline function).
+#[inline(always)]
+fn vectorised<K: pulp::WithSimd>(kernel: K) -> K::Output {
+    pulp::Arch::new().dispatch(kernel)
+}
+
+/// One group of a GroupNorm: statistics in f64, then the affine and optionally SiLU.
+struct GroupNormGroup<'a> {
+    out: &'a mut [f32],
+    inp: &'a [f32],
+    /// γ and β of the group's channels.
+    gamma: &'a [f32],
+    beta: &'a [f32],
+    per_channel: usize,
+    eps: f64,
+    silu: bool,
+}
+
+impl pulp::WithSimd for GroupNormGroup<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let Self { out, inp, gamma, beta, per_channel, eps, silu } = self;
+        #[allow(clippy::cast_precision_loss, reason = "group sizes are far below 2^52")]
+        let n = inp.len() as f64;
+        let mean = sum_f64(inp, |v| v) / n;
+        let var = sum_f64(inp, |v| (v - mean) * (v - mean)) / n;
+        #[allow(clippy::cast_possible_truncation, reason = "back to the tensor's f32")]
+        let (mean, rstd) = (mean as f32, (1.0 / (var + eps).sqrt()) as f32);
+        for ((o, i), (g, b)) in out
+            .chunks_mut(per_channel)
+            .zip(inp.chunks(per_channel))
+            .zip(gamma.iter().zip(beta))
+        {
+            let (g, b) = (g * rstd, *b);
+            if silu {
+                for (o, &i) in o.iter_mut().zip(i) {
+                    let y = (i - mean) * g + b;
+                    *o = y / (1.0 + exp_f32(-y));
+                }
+            } else {
+                for (o, &i) in o.iter_mut().zip(i) {
+                    *o = (i - mean) * g + b;
+                }
+            }
+        }
+    }
+}
+
+/// Softmax of each `cols`-long row of `scores`; with `causal_row0`, row r (query
+/// `causal_row0 + r`) first has its keys after the query masked out.
+struct SoftmaxBlock<'a> {
+    scores: &'a mut [f32],
+    cols: usize,
+    causal_row0: Option<usize>,
+}
+
+impl pulp::WithSimd for SoftmaxBlock<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        for (r, row) in self.scores.chunks_exact_mut(self.cols.max(1)).enumerate() {
+            if let Some(row0) = self.causal_row0 {
+                row.iter_mut().skip(row0 + r + 1).for_each(|s| *s = f32::NEG_INFINITY);
+            }
+            softmax_row(row);
+        }
+    }
+}
+
+/// `out[i] = f(inp[i])` (`f` an `#[inline(always)]` function).
+struct MapValues<'a, F> {
+    out: &'a mut [f32],
+    inp: &'a [f32],
+    f: F,
+}
+
+impl<F: Fn(f32) -> f32> pulp::WithSimd for MapValues<'_, F> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let f = self.f;
+        self.out.iter_mut().zip(self.inp).for_each(|(o, &v)| *o = f(v));
+    }
+}
+
+/// GEGLU over rows: each input row is `[value, gate]`, each output row `value · gelu(gate)`.
+struct GegluRows<'a> {
+    out: &'a mut [f32],
+    inp: &'a [f32],
+    half: usize,
+}
+
+impl pulp::WithSimd for GegluRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let half = self.half.max(1);
+        for (out, row) in self.out.chunks_exact_mut(half).zip(self.inp.chunks_exact(2 * half)) {
+            let (value, gate) = row.split_at(half);
+            for ((o, &x), &g) in out.iter_mut().zip(value).zip(gate) {
+                *o = x * gelu_erf_f32(g);
+            }
+        }
+    }
+}
+
 /// GroupNorm with 32 groups and the given epsilon.
 pub(crate) fn group_norm(w: &Weights<'_>, channels: usize, eps: f64) -> Result<GroupNorm32> {
     let weight = w.get("weight", &[channels])?;
@@ -707,33 +822,36 @@ impl GroupNorm32 {
         let eps = self.eps;
         output.par_chunks_mut(per_group).zip(input.par_chunks(per_group)).enumerate().for_each(
             |(bg, (out, inp))| {
-                #[allow(clippy::cast_precision_loss, reason = "group sizes are far below 2^52")]
-                let n = inp.len() as f64;
-                let mean = inp.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-                let var = inp.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
-                #[allow(clippy::cast_possible_truncation, reason = "back to the tensor's f32")]
-                let (mean, rstd) = (mean as f32, (1.0 / (var + eps).sqrt()) as f32);
                 let first_channel = (bg % GROUPS) * (channels / GROUPS);
-                for (c, (o, i)) in
-                    out.chunks_mut(per_channel).zip(inp.chunks(per_channel)).enumerate()
-                {
-                    let g = gamma.get(first_channel + c).copied().unwrap_or(1.0) * rstd;
-                    let b = beta.get(first_channel + c).copied().unwrap_or(0.0);
-                    if silu {
-                        for (o, &i) in o.iter_mut().zip(i) {
-                            let y = (i - mean) * g + b;
-                            *o = y / (1.0 + exp_f32(-y));
-                        }
-                    } else {
-                        for (o, &i) in o.iter_mut().zip(i) {
-                            *o = (i - mean) * g + b;
-                        }
-                    }
-                }
+                let group_channels = first_channel..first_channel + channels / GROUPS;
+                vectorised(GroupNormGroup {
+                    out,
+                    inp,
+                    gamma: gamma.get(group_channels.clone()).unwrap_or_default(),
+                    beta: beta.get(group_channels).unwrap_or_default(),
+                    per_channel,
+                    eps,
+                    silu,
+                });
             },
         );
         Ok(Some(Tensor::from_vec(output, dims, x.device())?))
     }
+}
+
+/// `Σ f(v)` over f32 values in f64, in independent lanes so the reduction vectorises (the
+/// compiler does not reorder a single float sum by itself).
+#[inline(always)]
+fn sum_f64(values: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+    const F64_LANES: usize = 8;
+    let mut lanes = [0f64; F64_LANES];
+    let mut chunks = values.chunks_exact(F64_LANES);
+    for chunk in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l += f(f64::from(v));
+        }
+    }
+    chunks.remainder().iter().map(|&v| f(f64::from(v))).sum::<f64>() + lanes.iter().sum::<f64>()
 }
 
 /// LayerNorm with eps 1e-5 (every LayerNorm in these models).
@@ -892,12 +1010,11 @@ fn attention_cpu_f32(
                 false,
                 threads,
             )?;
-            for (r, row) in scores.chunks_exact_mut(n_k).enumerate() {
-                if causal {
-                    row.iter_mut().skip(row0 + r + 1).for_each(|s| *s = f32::NEG_INFINITY);
-                }
-                softmax_row(row);
-            }
+            vectorised(SoftmaxBlock {
+                scores: scores.as_mut_slice(),
+                cols: n_k,
+                causal_row0: causal.then_some(row0),
+            });
             let out_head = block_out.get_mut(column..).unwrap_or_default();
             matmul(
                 MatMut::new(out_head, rows, head_dim, width, 1)?,
@@ -956,7 +1073,10 @@ impl candle_core::InplaceOp1 for SoftmaxRows {
                 "softmax-rows-in-place takes whole contiguous rows".into(),
             ));
         };
-        rows.par_chunks_mut(self.cols).for_each(softmax_row);
+        let block_rows = (16 * 1024 / self.cols).max(1);
+        rows.par_chunks_mut(self.cols * block_rows).for_each(|scores| {
+            vectorised(SoftmaxBlock { scores, cols: self.cols, causal_row0: None });
+        });
         Ok(())
     }
 }
@@ -965,6 +1085,7 @@ impl candle_core::InplaceOp1 for SoftmaxRows {
 /// reassociated by the compiler on its own).
 const LANES: usize = 16;
 
+#[inline(always)]
 fn softmax_row(row: &mut [f32]) {
     let mut lanes = [f32::NEG_INFINITY; LANES];
     let mut chunks = row.chunks_exact(LANES);
@@ -1003,7 +1124,8 @@ fn exp_f32(x: f32) -> f32 {
     const MIN_X: f32 = -87.336_55;
     const MAX_X: f32 = 88.376_26;
     let clamped = x.clamp(MIN_X, MAX_X);
-    let n = (clamped * LOG2E + ROUND) - ROUND;
+    let shifted = clamped * LOG2E + ROUND;
+    let n = shifted - ROUND;
     let r = clamped - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4_f32;
     p = p * r + 1.398_199_9e-3;
@@ -1012,9 +1134,10 @@ fn exp_f32(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
-    #[allow(clippy::cast_possible_truncation, reason = "n is a whole number in -126..=127")]
-    let exponent = (n as i32 + 127) as u32;
-    let y = e * f32::from_bits(exponent << 23);
+    // n as an integer, read from the low mantissa bits of `shifted` (no float-to-int
+    // conversion, whose saturating form does not vectorise), then 2ⁿ built as a float.
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let y = e * f32::from_bits(n_bits.wrapping_add(127) << 23);
     if x < MIN_X { 0.0 } else { y }
 }
 
@@ -1037,12 +1160,11 @@ pub(crate) fn geglu(h: &Tensor) -> Result<Tensor> {
         let (storage, layout) = h.storage_and_layout();
         if let Some(values) = cpu_f32(&storage, layout) {
             let mut output = vec![0f32; values.len() / 2];
-            output.par_chunks_mut(half).zip(values.par_chunks(width)).for_each(|(out, row)| {
-                let (value, gate) = row.split_at(half);
-                for ((o, &x), &g) in out.iter_mut().zip(value).zip(gate) {
-                    *o = x * gelu_erf_f32(g);
-                }
-            });
+            let block_rows = (16 * 1024 / width).max(1);
+            output
+                .par_chunks_mut(half * block_rows)
+                .zip(values.par_chunks(width * block_rows))
+                .for_each(|(out, inp)| vectorised(GegluRows { out, inp, half }));
             let mut dims = h.dims().to_vec();
             if let Some(last) = dims.last_mut() {
                 *last = half;
@@ -1084,10 +1206,15 @@ fn erf_f32(x: f32) -> f32 {
 
 /// `x · sigmoid(1.702 x)`, the activation of OpenAI's CLIP (Hugging Face layout).
 pub(crate) fn quick_gelu(x: &Tensor) -> Result<Tensor> {
-    if let Some(y) = map_cpu_f32(x, |v| v / (1.0 + exp_f32(-1.702 * v)))? {
+    if let Some(y) = map_cpu_f32(x, quick_gelu_f32)? {
         return Ok(y);
     }
     Ok((x * candle_nn::ops::sigmoid(&(x * 1.702)?)?)?)
+}
+
+#[inline(always)]
+fn quick_gelu_f32(x: f32) -> f32 {
+    x / (1.0 + exp_f32(-1.702 * x))
 }
 
 /// The exact (erf) GELU, the activation of OpenCLIP's text encoder.
@@ -1112,7 +1239,7 @@ fn map_cpu_f32(x: &Tensor, f: impl Fn(f32) -> f32 + Sync) -> Result<Option<Tenso
     let mut output = vec![0f32; values.len()];
     const CHUNK: usize = 16 * 1024;
     output.par_chunks_mut(CHUNK).zip(values.par_chunks(CHUNK)).for_each(|(out, inp)| {
-        out.iter_mut().zip(inp).for_each(|(o, &v)| *o = f(v));
+        vectorised(MapValues { out, inp, f: &f });
     });
     Ok(Some(Tensor::from_vec(output, x.dims(), &Device::Cpu)?))
 }
