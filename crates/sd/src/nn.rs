@@ -402,71 +402,68 @@ impl Conv2d {
         let plane = src_h * src_w;
         let rows_per_tile =
             (STRIP_ELEMENTS / (c_in * padded_w).max(1)).saturating_sub(k - 1).clamp(1, out_h);
-        let mut output = vec![0f32; batch * c_out * out_h * out_w];
-        let mut strip = Vec::new();
-        let mut tile = Vec::new();
         let out_plane_len = out_h * out_w;
-        for (image_index, (image, out_image)) in input
-            .chunks_exact(c_in * plane)
-            .zip(output.chunks_exact_mut(c_out * out_plane_len))
-            .enumerate()
-        {
-            let mut row0 = 0;
-            while row0 < out_h {
-                let rows = rows_per_tile.min(out_h - row0);
-                // Input rows row0 − pad .. row0 − pad + rows + k − 1, zero outside the image,
-                // plus k − 1 values so the last tap's view of the last channel stays inside.
-                let strip_rows = rows + k - 1;
-                let strip_plane = strip_rows * padded_w;
-                strip.clear();
-                strip.resize(c_in * strip_plane + k - 1, 0.0);
-                strip.par_chunks_mut(strip_plane).take(c_in).enumerate().for_each(|(c, dst)| {
-                    let src = image.get(c * plane..(c + 1) * plane).unwrap_or_default();
-                    for (r, dst_row) in dst.chunks_exact_mut(padded_w).enumerate() {
-                        let Some(iy) = (row0 + r).checked_sub(pad).filter(|&iy| iy < height) else {
-                            continue;
-                        };
-                        let sy = iy / upsample;
-                        let (Some(d), Some(s)) = (
-                            dst_row.get_mut(pad..pad + width),
-                            src.get(sy * src_w..(sy + 1) * src_w),
-                        ) else {
-                            continue;
-                        };
-                        if upsample == 1 {
-                            d.copy_from_slice(s);
-                        } else {
-                            for (pair, &v) in d.chunks_exact_mut(2).zip(s) {
-                                pair.fill(v);
-                            }
-                        }
+        let mut output = vec![0f32; batch * c_out * out_plane_len];
+        // One task per image and block of output channels, each with its own strip and tile
+        // and single-threaded products: no synchronisation inside the convolution (the
+        // products are large enough on their own), and each task's output planes are one
+        // contiguous run.
+        let threads = rayon::current_num_threads().max(1);
+        let blocks_per_image = threads.div_ceil(batch.max(1)).clamp(1, (c_out / 16).max(1));
+        let block_channels = c_out.div_ceil(blocks_per_image);
+        let mut tasks = Vec::new();
+        for (image_index, out_image) in output.chunks_mut(c_out * out_plane_len).enumerate() {
+            for (block, out_block) in
+                out_image.chunks_mut(block_channels * out_plane_len).enumerate()
+            {
+                tasks.push((image_index, block * block_channels, out_block));
+            }
+        }
+        tasks.into_par_iter().try_for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(strip, tile): &mut (Vec<f32>, Vec<f32>), (image_index, co0, out_block)| {
+                let image = input.get(image_index * c_in * plane..(image_index + 1) * c_in * plane);
+                let image = image.unwrap_or_default();
+                let channels = out_block.len() / out_plane_len.max(1);
+                let mut row0 = 0;
+                while row0 < out_h {
+                    let rows = rows_per_tile.min(out_h - row0);
+                    // Input rows row0 − pad .. row0 − pad + rows + k − 1, zero outside the
+                    // image, plus k − 1 values so the last tap's view of the last channel
+                    // stays inside.
+                    let strip_plane = (rows + k - 1) * padded_w;
+                    strip.clear();
+                    strip.resize(c_in * strip_plane + k - 1, 0.0);
+                    for (c, dst) in strip.chunks_mut(strip_plane).take(c_in).enumerate() {
+                        let src = image.get(c * plane..(c + 1) * plane).unwrap_or_default();
+                        fill_strip_rows(
+                            dst,
+                            src,
+                            row0,
+                            pad,
+                            (src_w, height, width, padded_w),
+                            upsample,
+                        );
                     }
-                });
-                let columns = rows * padded_w;
-                tile.resize(c_out * columns, 0.0);
-                for tap in 0..k * k {
-                    let (ky, kx) = (tap / k, tap % k);
-                    let shifted = strip.get(ky * padded_w + kx..).unwrap_or_default();
-                    matmul(
-                        MatMut::row_major(&mut tile, c_out, columns)?,
-                        Mat::new(
-                            kernel_taps.get(tap * c_out * c_in..).unwrap_or_default(),
-                            c_out,
-                            c_in,
-                            c_in,
-                            1,
-                        )?,
-                        Mat::new(shifted, c_in, columns, strip_plane, 1)?,
-                        1.0,
-                        tap > 0,
-                        Threads::Pool,
-                    )?;
-                }
-                out_image
-                    .par_chunks_mut(out_plane_len)
-                    .zip(tile.par_chunks(columns))
-                    .enumerate()
-                    .for_each(|(co, (out_plane, values))| {
+                    let columns = rows * padded_w;
+                    tile.resize(channels * columns, 0.0);
+                    for tap in 0..k * k {
+                        let (ky, kx) = (tap / k, tap % k);
+                        let shifted = strip.get(ky * padded_w + kx..).unwrap_or_default();
+                        let taps_block = kernel_taps.get((tap * c_out + co0) * c_in..);
+                        matmul(
+                            MatMut::row_major(tile, channels, columns)?,
+                            Mat::new(taps_block.unwrap_or_default(), channels, c_in, c_in, 1)?,
+                            Mat::new(shifted, c_in, columns, strip_plane, 1)?,
+                            1.0,
+                            tap > 0,
+                            Threads::One,
+                        )?;
+                    }
+                    for (c, (out_plane, values)) in
+                        out_block.chunks_mut(out_plane_len).zip(tile.chunks(columns)).enumerate()
+                    {
+                        let co = co0 + c;
                         let add = bias.get(co).copied().unwrap_or(0.0)
                             + extras.channel_value(image_index, co, c_out);
                         let span = row0 * out_w..(row0 + rows) * out_w;
@@ -475,26 +472,13 @@ impl Conv2d {
                             .residual
                             .and_then(|r| r.get(plane_start + span.start..plane_start + span.end));
                         let dst = out_plane.get_mut(span).unwrap_or_default();
-                        let rows_out =
-                            dst.chunks_exact_mut(out_w).zip(values.chunks_exact(padded_w));
-                        match residual {
-                            Some(residual) => {
-                                for ((d, v), r) in rows_out.zip(residual.chunks_exact(out_w)) {
-                                    for ((d, v), r) in d.iter_mut().zip(v).zip(r) {
-                                        *d = v + add + r;
-                                    }
-                                }
-                            }
-                            None => {
-                                for (d, v) in rows_out {
-                                    d.iter_mut().zip(v).for_each(|(d, v)| *d = v + add);
-                                }
-                            }
-                        }
-                    });
-                row0 += rows;
-            }
-        }
+                        vectorised(TileRowsOut { dst, values, residual, add, out_w, padded_w });
+                    }
+                    row0 += rows;
+                }
+                Ok::<(), crate::SdError>(())
+            },
+        )?;
         Ok(Tensor::from_vec(output, (batch, c_out, out_h, out_w), x.device())?)
     }
 
@@ -596,6 +580,72 @@ impl Conv2d {
     }
 }
 
+/// Fills one channel of a convolution strip: strip row r is input row `row0 + r − pad` (of the
+/// 2×-upsampled input when `upsample` is 2), placed `pad` values in, zero outside the image.
+/// `dims`: (source width, height, width, padded width).
+fn fill_strip_rows(
+    dst: &mut [f32],
+    src: &[f32],
+    row0: usize,
+    pad: usize,
+    (src_w, height, width, padded_w): (usize, usize, usize, usize),
+    upsample: usize,
+) {
+    for (r, dst_row) in dst.chunks_exact_mut(padded_w).enumerate() {
+        let Some(iy) = (row0 + r).checked_sub(pad).filter(|&iy| iy < height) else {
+            continue;
+        };
+        let sy = iy / upsample.max(1);
+        let (Some(d), Some(s)) =
+            (dst_row.get_mut(pad..pad + width), src.get(sy * src_w..(sy + 1) * src_w))
+        else {
+            continue;
+        };
+        if upsample == 1 {
+            d.copy_from_slice(s);
+        } else {
+            for (pair, &v) in d.chunks_exact_mut(2).zip(s) {
+                pair.fill(v);
+            }
+        }
+    }
+}
+
+/// Copies one output channel's rows out of a shifted-convolution tile (rows of `padded_w`
+/// values, the last ones straddling two rows and dropped), adding `add` and the residual.
+struct TileRowsOut<'a> {
+    dst: &'a mut [f32],
+    values: &'a [f32],
+    residual: Option<&'a [f32]>,
+    add: f32,
+    out_w: usize,
+    padded_w: usize,
+}
+
+impl pulp::WithSimd for TileRowsOut<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let Self { dst, values, residual, add, out_w, padded_w } = self;
+        let rows = dst.chunks_exact_mut(out_w.max(1)).zip(values.chunks(padded_w.max(1)));
+        match residual {
+            Some(residual) => {
+                for ((d, v), r) in rows.zip(residual.chunks_exact(out_w.max(1))) {
+                    for ((d, v), r) in d.iter_mut().zip(v).zip(r) {
+                        *d = v + add + r;
+                    }
+                }
+            }
+            None => {
+                for (d, v) in rows {
+                    d.iter_mut().zip(v).for_each(|(d, v)| *d = v + add);
+                }
+            }
+        }
+    }
+}
+
 /// What [`Conv2d::forward_add`] adds to a CPU f32 convolution's result as it writes it.
 #[derive(Default)]
 struct Additions<'a> {
@@ -673,10 +723,8 @@ impl pulp::WithSimd for GroupNormGroup<'_> {
         let var = sum_f64(inp, |v| (v - mean) * (v - mean)) / n;
         #[allow(clippy::cast_possible_truncation, reason = "back to the tensor's f32")]
         let (mean, rstd) = (mean as f32, (1.0 / (var + eps).sqrt()) as f32);
-        for ((o, i), (g, b)) in out
-            .chunks_mut(per_channel)
-            .zip(inp.chunks(per_channel))
-            .zip(gamma.iter().zip(beta))
+        for ((o, i), (g, b)) in
+            out.chunks_mut(per_channel).zip(inp.chunks(per_channel)).zip(gamma.iter().zip(beta))
         {
             let (g, b) = (g * rstd, *b);
             if silu {
