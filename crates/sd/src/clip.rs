@@ -239,13 +239,13 @@ impl TextEncoder {
                 self.config.heads,
                 true,
             )?;
-            x = (x + layer.out.forward(&a)?)?;
+            x = layer.out.forward_residual(&a, Some(&x))?;
             let h = layer.fc1.forward(&layer.norm2.forward(&x)?)?;
             let h = match self.config.activation {
                 ClipActivation::QuickGelu => quick_gelu(&h)?,
                 ClipActivation::Gelu => gelu_erf(&h)?,
             };
-            x = (x + layer.fc2.forward(&h)?)?;
+            x = layer.fc2.forward_residual(&h, Some(&x))?;
             states.push(x.clone());
         }
         Ok(states)
