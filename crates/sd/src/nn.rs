@@ -699,10 +699,11 @@ fn vectorised<K: pulp::WithSimd>(kernel: K) -> K::Output {
     pulp::Arch::new().dispatch(kernel)
 }
 
-/// One group of a GroupNorm: statistics in f64, then the affine and optionally SiLU.
+/// One group of a GroupNorm: statistics in f64, then the affine and optionally SiLU; read from
+/// `inp`, or from `out` itself (in place) when `inp` is `None`.
 struct GroupNormGroup<'a> {
     out: &'a mut [f32],
-    inp: &'a [f32],
+    inp: Option<&'a [f32]>,
     /// γ and β of the group's channels.
     gamma: &'a [f32],
     beta: &'a [f32],
@@ -717,25 +718,26 @@ impl pulp::WithSimd for GroupNormGroup<'_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _: S) {
         let Self { out, inp, gamma, beta, per_channel, eps, silu } = self;
-        #[allow(clippy::cast_precision_loss, reason = "group sizes are far below 2^52")]
-        let n = inp.len() as f64;
-        let mean = sum_f64(inp, |v| v) / n;
-        let var = sum_f64(inp, |v| (v - mean) * (v - mean)) / n;
-        #[allow(clippy::cast_possible_truncation, reason = "back to the tensor's f32")]
-        let (mean, rstd) = (mean as f32, (1.0 / (var + eps).sqrt()) as f32);
-        for ((o, i), (g, b)) in
-            out.chunks_mut(per_channel).zip(inp.chunks(per_channel)).zip(gamma.iter().zip(beta))
-        {
-            let (g, b) = (g * rstd, *b);
-            if silu {
-                for (o, &i) in o.iter_mut().zip(i) {
-                    let y = (i - mean) * g + b;
-                    *o = y / (1.0 + exp_f32(-y));
-                }
-            } else {
-                for (o, &i) in o.iter_mut().zip(i) {
-                    *o = (i - mean) * g + b;
-                }
+        let (mean, rstd) = {
+            let source = inp.unwrap_or(out);
+            #[allow(clippy::cast_precision_loss, reason = "group sizes are far below 2^52")]
+            let n = source.len() as f64;
+            let mean = sum_f64(source, |v| v) / n;
+            let var = sum_f64(source, |v| (v - mean) * (v - mean)) / n;
+            #[allow(clippy::cast_possible_truncation, reason = "back to the tensor's f32")]
+            (mean as f32, (1.0 / (var + eps).sqrt()) as f32)
+        };
+        let per_channel = per_channel.max(1);
+        for (c, o) in out.chunks_mut(per_channel).enumerate() {
+            let g = gamma.get(c).copied().unwrap_or(1.0) * rstd;
+            let b = beta.get(c).copied().unwrap_or(0.0);
+            let normalise = |v: f32| {
+                let y = (v - mean) * g + b;
+                if silu { y / (1.0 + exp_f32(-y)) } else { y }
+            };
+            match inp.and_then(|i| i.get(c * per_channel..c * per_channel + o.len())) {
+                Some(i) => o.iter_mut().zip(i).for_each(|(o, &v)| *o = normalise(v)),
+                None => o.iter_mut().for_each(|o| *o = normalise(*o)),
             }
         }
     }
@@ -842,10 +844,23 @@ impl GroupNorm32 {
         }
     }
 
-    /// The one-pass CPU f32 path over NCHW input (each group's channels are one contiguous
-    /// run); `None` when it does not apply.
-    fn fused(&self, x: &Tensor, silu: bool) -> Result<Option<Tensor>> {
-        let (gamma, beta) = &self.affine;
+    /// [`Self::forward_silu`] written over `x`'s own values on CPU f32 (no new activation:
+    /// at VAE sizes each fresh one is 134–268 MB of page faults). `x` must be a tensor nobody
+    /// else holds, such as the output a convolution just returned.
+    pub(crate) fn forward_silu_owned(&self, x: Tensor) -> Result<Tensor> {
+        let Some((per_channel, per_group)) = self.fused_sizes(&x)? else {
+            return self.forward_silu(&x);
+        };
+        if !x.is_contiguous() {
+            return self.forward_silu(&x);
+        }
+        x.inplace_op1(&GroupNormInPlace { norm: self, per_channel, per_group })?;
+        Ok(x)
+    }
+
+    /// (values per channel, values per group) when the fused CPU f32 path applies to `x`.
+    fn fused_sizes(&self, x: &Tensor) -> Result<Option<(usize, usize)>> {
+        let (gamma, _) = &self.affine;
         let dims = x.dims();
         let (Some(&batch), Some(&channels)) = (dims.first(), dims.get(1)) else {
             return Ok(None);
@@ -858,32 +873,85 @@ impl GroupNorm32 {
         {
             return Ok(None);
         }
+        let per_channel = x.elem_count() / (batch * channels);
+        let per_group = per_channel * (channels / GROUPS);
+        if per_group == 0 || x.elem_count() != batch * channels * per_channel {
+            return Ok(None);
+        }
+        Ok(Some((per_channel, per_group)))
+    }
+
+    /// Runs every group of the fused GroupNorm (+SiLU) over `values`, from `input` or in place.
+    fn run_groups(
+        &self,
+        out: &mut [f32],
+        input: Option<&[f32]>,
+        per_channel: usize,
+        per_group: usize,
+        silu: bool,
+    ) {
+        let (gamma, beta) = &self.affine;
+        let channels = gamma.len();
+        let eps = self.eps;
+        let groups = out.par_chunks_mut(per_group).enumerate();
+        groups.for_each(|(bg, out)| {
+            let first_channel = (bg % GROUPS) * (channels / GROUPS);
+            let group_channels = first_channel..first_channel + channels / GROUPS;
+            let inp = input.and_then(|i| i.get(bg * per_group..(bg + 1) * per_group));
+            vectorised(GroupNormGroup {
+                out,
+                inp,
+                gamma: gamma.get(group_channels.clone()).unwrap_or_default(),
+                beta: beta.get(group_channels).unwrap_or_default(),
+                per_channel,
+                eps,
+                silu,
+            });
+        });
+    }
+
+    /// The one-pass CPU f32 path over NCHW input (each group's channels are one contiguous
+    /// run); `None` when it does not apply.
+    fn fused(&self, x: &Tensor, silu: bool) -> Result<Option<Tensor>> {
+        let Some((per_channel, per_group)) = self.fused_sizes(x)? else {
+            return Ok(None);
+        };
         let x = x.contiguous()?;
         let (storage, layout) = x.storage_and_layout();
         let Some(input) = cpu_f32(&storage, layout) else { return Ok(None) };
-        let per_channel = input.len() / (batch * channels);
-        let per_group = per_channel * (channels / GROUPS);
-        if per_group == 0 || input.len() != batch * channels * per_channel {
-            return Ok(None);
-        }
         let mut output = vec![0f32; input.len()];
-        let eps = self.eps;
-        output.par_chunks_mut(per_group).zip(input.par_chunks(per_group)).enumerate().for_each(
-            |(bg, (out, inp))| {
-                let first_channel = (bg % GROUPS) * (channels / GROUPS);
-                let group_channels = first_channel..first_channel + channels / GROUPS;
-                vectorised(GroupNormGroup {
-                    out,
-                    inp,
-                    gamma: gamma.get(group_channels.clone()).unwrap_or_default(),
-                    beta: beta.get(group_channels).unwrap_or_default(),
-                    per_channel,
-                    eps,
-                    silu,
-                });
-            },
-        );
-        Ok(Some(Tensor::from_vec(output, dims, x.device())?))
+        self.run_groups(&mut output, Some(input), per_channel, per_group, silu);
+        Ok(Some(Tensor::from_vec(output, x.dims(), x.device())?))
+    }
+}
+
+/// The in-place GroupNorm + SiLU of [`GroupNorm32::forward_silu_owned`].
+struct GroupNormInPlace<'a> {
+    norm: &'a GroupNorm32,
+    per_channel: usize,
+    per_group: usize,
+}
+
+impl candle_core::InplaceOp1 for GroupNormInPlace<'_> {
+    fn name(&self) -> &'static str {
+        "group-norm-silu-in-place"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &mut candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        let candle_core::CpuStorage::F32(data) = storage else {
+            return Err(candle_core::Error::Msg("group-norm-silu-in-place takes f32".into()));
+        };
+        let Some(values) = layout.contiguous_offsets().and_then(|(a, b)| data.get_mut(a..b)) else {
+            return Err(candle_core::Error::Msg(
+                "group-norm-silu-in-place takes contiguous values".into(),
+            ));
+        };
+        self.norm.run_groups(values, None, self.per_channel, self.per_group, true);
+        Ok(())
     }
 }
 
@@ -1370,6 +1438,8 @@ mod tests {
         assert!(max_diff(&gn.forward(&x).unwrap(), &want) < 2e-5);
         let want_silu = want.silu().unwrap();
         assert!(max_diff(&gn.forward_silu(&x).unwrap(), &want_silu) < 2e-5);
+        let owned = gn.forward_silu_owned(x.copy().unwrap()).unwrap();
+        assert!(max_diff(&owned, &want_silu) < 2e-5);
     }
 
     #[test]

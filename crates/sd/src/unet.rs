@@ -73,7 +73,7 @@ impl ResBlock {
             Some(conv) => conv.forward(x)?,
             None => x.clone(),
         };
-        self.conv2.forward_add(&self.norm2.forward_silu(&h)?, None, Some(&skip))
+        self.conv2.forward_add(&self.norm2.forward_silu_owned(h)?, None, Some(&skip))
     }
 }
 

@@ -40,7 +40,7 @@ impl ResnetBlock {
             None => x.clone(),
         };
         // The skip connection is added as the second convolution writes its result.
-        self.conv2.forward_add(&self.norm2.forward_silu(&h)?, None, Some(&skip))
+        self.conv2.forward_add(&self.norm2.forward_silu_owned(h)?, None, Some(&skip))
     }
 }
 
@@ -244,6 +244,6 @@ impl Vae {
                 h = conv.forward_upsampled_2x(&h)?;
             }
         }
-        self.dec_conv_out.forward(&self.dec_norm.forward_silu(&h)?)
+        self.dec_conv_out.forward(&self.dec_norm.forward_silu_owned(h)?)
     }
 }
