@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before any thread starts: large activations are recycled, not re-faulted each step.
+    sd::memory::recycle_large_allocations();
     let args = cli::Cli::parse();
     let result = match args.command {
         Some(command) => cli::run(command),

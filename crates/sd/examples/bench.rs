@@ -8,6 +8,7 @@ use candle_core::Device;
 use pentimento_sd::bench::{BenchModel, BenchOptions, bench_attention, bench_conv, run_bench};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    pentimento_sd::memory::recycle_large_allocations();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut options = BenchOptions::default();
     let mut models = Vec::new();

@@ -11,6 +11,7 @@ pub mod error;
 pub mod library;
 pub mod lora;
 mod matmul;
+pub mod memory;
 pub mod model;
 mod nn;
 pub mod prompt;
