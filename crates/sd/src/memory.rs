@@ -21,6 +21,10 @@ pub fn recycle_large_allocations() {
         )]
         // SAFETY: see the reason above.
         unsafe {
+            // One arena for every thread, so a generation on a worker thread recycles
+            // through the same heap (other arenas cannot hold blocks over 64 MiB and would
+            // map them afresh).
+            libc::mallopt(libc::M_ARENA_MAX, 1);
             libc::mallopt(libc::M_MMAP_MAX, 0);
             libc::mallopt(libc::M_TRIM_THRESHOLD, NEVER_TRIM);
         }
