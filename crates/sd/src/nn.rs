@@ -942,14 +942,7 @@ impl candle_core::InplaceOp1 for GroupNormInPlace<'_> {
         storage: &mut candle_core::CpuStorage,
         layout: &candle_core::Layout,
     ) -> candle_core::Result<()> {
-        let candle_core::CpuStorage::F32(data) = storage else {
-            return Err(candle_core::Error::Msg("group-norm-silu-in-place takes f32".into()));
-        };
-        let Some(values) = layout.contiguous_offsets().and_then(|(a, b)| data.get_mut(a..b)) else {
-            return Err(candle_core::Error::Msg(
-                "group-norm-silu-in-place takes contiguous values".into(),
-            ));
-        };
+        let values = contiguous_f32_mut(storage, layout, self.name())?;
         self.norm.run_groups(values, None, self.per_channel, self.per_group, true);
         Ok(())
     }
@@ -1162,6 +1155,21 @@ fn softmax_last_dim(scores: Tensor) -> Result<Tensor> {
     Ok(candle_nn::ops::softmax_last_dim(&scores)?)
 }
 
+/// The values an in-place CPU operation named `op` rewrites: a contiguous f32 layout.
+fn contiguous_f32_mut<'a>(
+    storage: &'a mut candle_core::CpuStorage,
+    layout: &candle_core::Layout,
+    op: &str,
+) -> candle_core::Result<&'a mut [f32]> {
+    let candle_core::CpuStorage::F32(data) = storage else {
+        return Err(candle_core::Error::Msg(format!("{op} takes f32 values")));
+    };
+    layout
+        .contiguous_offsets()
+        .and_then(|(a, b)| data.get_mut(a..b))
+        .ok_or_else(|| candle_core::Error::Msg(format!("{op} takes contiguous values")))
+}
+
 /// In-place softmax of contiguous f32 rows of `cols` values.
 struct SoftmaxRows {
     cols: usize,
@@ -1177,18 +1185,10 @@ impl candle_core::InplaceOp1 for SoftmaxRows {
         storage: &mut candle_core::CpuStorage,
         layout: &candle_core::Layout,
     ) -> candle_core::Result<()> {
-        let candle_core::CpuStorage::F32(data) = storage else {
-            return Err(candle_core::Error::Msg("softmax-rows-in-place takes f32".into()));
-        };
-        let rows = layout
-            .contiguous_offsets()
-            .and_then(|(a, b)| data.get_mut(a..b))
-            .filter(|d| d.len() % self.cols == 0);
-        let Some(rows) = rows else {
-            return Err(candle_core::Error::Msg(
-                "softmax-rows-in-place takes whole contiguous rows".into(),
-            ));
-        };
+        let rows = contiguous_f32_mut(storage, layout, self.name())?;
+        if rows.len() % self.cols != 0 {
+            return Err(candle_core::Error::Msg(format!("{} takes whole rows", self.name())));
+        }
         let block_rows = (16 * 1024 / self.cols).max(1);
         rows.par_chunks_mut(self.cols * block_rows).for_each(|scores| {
             vectorised(SoftmaxBlock { scores, cols: self.cols, causal_row0: None });
