@@ -13,6 +13,8 @@ use crate::error::Result;
 pub(crate) struct Linear {
     weight_t: Tensor,
     bias: Option<Tensor>,
+    /// The bias as f32 values, for the CPU path (read once here, not on every call).
+    bias_f32: Option<Vec<f32>>,
     out_features: usize,
 }
 
@@ -32,7 +34,11 @@ impl Linear {
         let out_features = weight.dim(0)?;
         // Stored transposed and contiguous once, so every call is a plain row-major GEMM.
         let weight_t = weight.t()?.contiguous()?;
-        Ok(Self { weight_t, bias, out_features })
+        let bias_f32 = match &bias {
+            Some(b) => Some(b.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?),
+            None => None,
+        };
+        Ok(Self { weight_t, bias, bias_f32, out_features })
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -109,14 +115,11 @@ impl Linear {
         };
         let out = self.out_features;
         let mut output = vec![0f32; rows * out];
-        let bias = match &self.bias {
-            Some(bias) => Some(bias.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?),
-            None => None,
-        };
-        if bias.as_ref().is_some_and(|b| b.len() != out) {
+        let bias = self.bias_f32.as_deref();
+        if bias.is_some_and(|b| b.len() != out) {
             return Ok(None);
         }
-        let accumulate = match (&bias, residual_values) {
+        let accumulate = match (bias, residual_values) {
             (Some(bias), Some(residual)) => {
                 output.par_chunks_mut(out).zip(residual.par_chunks(out)).for_each(|(row, r)| {
                     row.iter_mut().zip(bias).zip(r).for_each(|((o, b), r)| *o = b + r);
@@ -153,6 +156,8 @@ pub(crate) struct Conv2d {
     inner: candle_nn::Conv2d,
     /// The kernel as a `[c_out, c_in·k·k]` matrix for the im2col path.
     weight_2d: Tensor,
+    /// The bias as f32 values (zeros without one), for the CPU paths.
+    bias_f32: Vec<f32>,
     kernel: usize,
     stride: usize,
     padding: usize,
@@ -171,9 +176,11 @@ impl Conv2d {
         let bias = w.get("bias", &[out])?;
         let config = Conv2dConfig { padding, stride, ..Conv2dConfig::default() };
         let weight_2d = weight.reshape((out, inp * kernel * kernel))?;
+        let bias_f32 = bias.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         Ok(Self {
             inner: candle_nn::Conv2d::new(weight, Some(bias), config),
             weight_2d,
+            bias_f32,
             kernel,
             stride,
             padding,
@@ -271,7 +278,7 @@ impl Conv2d {
                 "1×1 convolution of mismatched shapes".into(),
             )));
         }
-        let bias = self.bias_f32()?;
+        let bias = &self.bias_f32;
         let mut output = vec![0f32; batch * c_out * plane];
         output.par_chunks_mut(plane).enumerate().for_each(|(i, out_plane)| {
             let (image, co) = (i / c_out.max(1), i % c_out.max(1));
@@ -294,14 +301,6 @@ impl Conv2d {
             )?;
         }
         Ok(Tensor::from_vec(output, (batch, c_out, height, width), &Device::Cpu)?)
-    }
-
-    fn bias_f32(&self) -> Result<Vec<f32>> {
-        let c_out = self.weight_2d.dim(0)?;
-        Ok(match self.inner.bias() {
-            Some(b) => b.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
-            None => vec![0f32; c_out],
-        })
     }
 
     /// A stride-1 convolution as k² accumulated matrix products over shifted views of one
@@ -330,9 +329,9 @@ impl Conv2d {
             && width + 2 * pad >= k)
     }
 
-    /// Whether the shifted path is the faster one here: from about 64 pixels wide on (measured
-    /// with `bench conv`: 10–45 % faster at 64²–512², but up to 2× slower at 16²–32², where
-    /// im2col's one deep product beats k² shallow ones).
+    /// Whether the shifted path is the faster one here: from 48 pixels wide on (`bench conv`:
+    /// 10–40 % faster at 64²–512²; even at 32², and up to 2× slower at 16², where im2col's one
+    /// deep product beats k² shallow ones).
     fn shifted_is_faster(&self, c_in: usize, height: usize, width: usize) -> Result<bool> {
         const MIN_WIDTH: usize = 48;
         Ok(width >= MIN_WIDTH && self.shifted_fits(c_in, height, width)?)
@@ -398,7 +397,7 @@ impl Conv2d {
                 *d = *src;
             }
         });
-        let bias = self.bias_f32()?;
+        let bias = &self.bias_f32;
         let plane = src_h * src_w;
         let rows_per_tile =
             (STRIP_ELEMENTS / (c_in * padded_w).max(1)).saturating_sub(k - 1).clamp(1, out_h);
@@ -508,10 +507,7 @@ impl Conv2d {
         let Some(input) = cpu_f32(&storage, layout) else {
             return Ok(self.inner.forward(&x)?);
         };
-        let bias = match self.inner.bias() {
-            Some(b) => b.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
-            None => vec![0f32; c_out],
-        };
+        let bias = &self.bias_f32;
         let plane = height * width;
         let tile_pixels = (TILE_ELEMENTS / patch_rows.max(1)).max(MIN_TILE_PIXELS);
         let rows_per_tile = (tile_pixels / out_w.max(1)).clamp(1, out_h);
@@ -562,7 +558,7 @@ impl Conv2d {
                 let Some(values) = cpu_f32(&result_storage, result_layout) else {
                     return Ok(self.inner.forward(&x)?);
                 };
-                for ((co, values), b) in values.chunks_exact(pixels).enumerate().zip(&bias) {
+                for ((co, values), b) in values.chunks_exact(pixels).enumerate().zip(bias) {
                     let start = co * out_h * out_w + row0 * out_w;
                     if let Some(dst) = out_image.get_mut(start..start + pixels) {
                         dst.iter_mut().zip(values).for_each(|(d, v)| *d = v + b);
@@ -1518,6 +1514,7 @@ mod tests {
                 Conv2dConfig { padding: pad, stride: 1, ..Conv2dConfig::default() },
             );
             let conv = Conv2d {
+                bias_f32: inner.bias().unwrap().to_vec1().unwrap(),
                 inner,
                 weight_2d: weight.reshape((c_out, c_in * k * k)).unwrap(),
                 kernel: k,
